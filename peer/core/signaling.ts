@@ -1,0 +1,84 @@
+/**
+ * Tracker signaling protocol: JSON text frames over one WebSocket per peer at
+ * ws://TRACKER/ws. Types only (shared by the tracker and every client); the tracker validates
+ * every incoming message against JSON schemas (tracker/schemas.ts) and rejects anything else.
+ * Limits: a frame is at most SIGNAL_MAX_BYTES; a peer sends at most SIGNAL_RATE_PER_SEC messages
+ * per second on average (burst SIGNAL_BURST); past that messages are dropped and counted, and a
+ * peer that keeps flooding is disconnected with close code 1008.
+ */
+import type { PeerKind } from './types.js';
+
+export const SIGNAL_MAX_BYTES = 64 * 1024;
+export const SIGNAL_RATE_PER_SEC = 50;
+export const SIGNAL_BURST = 200;
+
+export interface PeerInfo {
+  peerId: string;
+  kind: PeerKind;
+}
+
+/** RTCIceServer shape, understood by browsers and werift alike. */
+export interface IceServer {
+  urls: string | string[];
+  username?: string;
+  credential?: string;
+}
+
+/** Payload relayed verbatim between two peers (the tracker checks only its shape and size). */
+export type SignalData =
+  | { sdp: { type: 'offer' | 'answer'; sdp: string } }
+  | { candidate: { candidate: string; sdpMid?: string | null; sdpMLineIndex?: number | null } | null }
+  | { reject: string };
+
+// ---- client -> tracker ----
+export interface JoinMessage {
+  type: 'join';
+  channel: string;
+  kind: PeerKind;
+  /** Optional stable id chosen by the client ([A-Za-z0-9_-]{8,64}); the tracker assigns one otherwise. */
+  peerId?: string;
+  /** Publishing as kind 'origin' requires the channel's publish key. */
+  publishKey?: string;
+}
+export interface SignalOut {
+  type: 'signal';
+  to: string;
+  data: SignalData;
+}
+export interface PeersRequest {
+  type: 'peers';
+  /** How many candidates are wanted (the tracker caps it). */
+  max?: number;
+}
+export interface ReportMessage {
+  type: 'report';
+  stats: Record<string, number>;
+}
+export interface LeaveMessage {
+  type: 'leave';
+}
+export type ClientMessage = JoinMessage | SignalOut | PeersRequest | ReportMessage | LeaveMessage;
+
+// ---- tracker -> client ----
+export interface WelcomeMessage {
+  type: 'welcome';
+  peerId: string;
+  iceServers: IceServer[];
+  /** A random sample of the channel's other peers (origin and seeders included). */
+  peers: PeerInfo[];
+}
+export interface PeersMessage {
+  type: 'peers';
+  peers: PeerInfo[];
+}
+export interface SignalIn {
+  type: 'signal';
+  from: string;
+  fromKind: PeerKind;
+  data: SignalData;
+}
+export interface ErrorMessage {
+  type: 'error';
+  reason: string;
+}
+export type TrackerMessage = WelcomeMessage | PeersMessage | SignalIn | ErrorMessage;
