@@ -1,0 +1,41 @@
+/** What the tracker's plugins share: built once by buildTracker and passed in plugin options. */
+import type { Clock, Random } from '../peer/core/types.js';
+import type { IceConfig } from './ice.js';
+import type { TrackerMetrics } from './metrics.js';
+import type { Registry } from './registry.js';
+
+export interface TrackerLimits {
+  /** Peers in a welcome. */
+  welcomePeers: number;
+  /** Cap of a `peers` request. */
+  maxPeersPerRequest: number;
+  /** At most this many origin/seeder peers per sample. */
+  maxInfraPerSample: number;
+  ratePerSec: number;
+  burst: number;
+  /** Rate-limited drops on one connection after which it is closed with 1008. */
+  floodDropLimit: number;
+  /** WebSocket ping period; a connection that missed a pong by the next ping is terminated. 0: off. */
+  pingIntervalMs: number;
+  /** A signal to a peer whose socket has more than this many bytes queued is refused. */
+  maxBufferedBytes: number;
+}
+
+/** The per-connection handle stored in the registry. */
+export interface PeerConn {
+  sendJson(msg: object): boolean;
+  readonly bufferedAmount: number;
+}
+
+export interface TrackerContext {
+  registry: Registry<PeerConn>;
+  metrics: TrackerMetrics;
+  ice: IceConfig;
+  publishKey?: string;
+  limits: TrackerLimits;
+  random: Random;
+  /** Monotonic milliseconds (rate limiting). */
+  clock: Clock;
+  /** Wall-clock milliseconds since the Unix epoch (joinedAt, TURN expiry). */
+  now(): number;
+}

@@ -1,0 +1,116 @@
+/**
+ * Tracker CLI.
+ *   tsx tracker/main.ts --port 8000 --host 0.0.0.0 [--stun-port 3478] [--publish-key KEY]
+ *     [--public-host HOST] [--turn-urls URL[,URL]] [--turn-secret SECRET] [--log-level info]
+ * Every flag has an environment variable: STARLING_TRACKER_PORT, STARLING_TRACKER_HOST,
+ * STARLING_TRACKER_STUN_PORT, STARLING_TRACKER_PUBLISH_KEY (or STARLING_PUBLISH_KEY),
+ * STARLING_TRACKER_PUBLIC_HOST, STARLING_TRACKER_TURN_URLS, STARLING_TRACKER_TURN_SECRET,
+ * STARLING_TRACKER_LOG_LEVEL. Flags win over the environment. Prefer the environment for
+ * secrets (command lines are visible to every user of the machine).
+ */
+import { parseArgs } from 'node:util';
+import { launchTracker } from './launch.js';
+
+const USAGE = `usage: tsx tracker/main.ts [--port 8000] [--host 0.0.0.0] [--stun-port 3478 (0: off)]
+       [--publish-key KEY] [--public-host HOST] [--turn-urls URL[,URL]] [--turn-secret SECRET]
+       [--log-level info]`;
+
+function fail(msg: string): never {
+  process.stderr.write(`${msg}\n${USAGE}\n`);
+  process.exit(2);
+}
+
+function portArg(name: string, value: string | undefined, dflt: number): number {
+  if (value === undefined || value === '') return dflt;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) fail(`invalid ${name}: ${value}`);
+  return n;
+}
+
+async function main(): Promise<void> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      options: {
+        port: { type: 'string' },
+        host: { type: 'string' },
+        'stun-port': { type: 'string' },
+        'publish-key': { type: 'string' },
+        'public-host': { type: 'string' },
+        'turn-urls': { type: 'string' },
+        'turn-secret': { type: 'string' },
+        'log-level': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+        'print-config': { type: 'boolean' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (err) {
+    fail((err as Error).message);
+  }
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  const env = process.env;
+  const port = portArg('--port', values.port ?? env.STARLING_TRACKER_PORT, 8000);
+  const host = values.host ?? env.STARLING_TRACKER_HOST ?? '0.0.0.0';
+  const stunPort = portArg('--stun-port', values['stun-port'] ?? env.STARLING_TRACKER_STUN_PORT, 3478);
+  const publishKey = values['publish-key'] ?? env.STARLING_TRACKER_PUBLISH_KEY ?? env.STARLING_PUBLISH_KEY;
+  const publicHost = values['public-host'] ?? env.STARLING_TRACKER_PUBLIC_HOST;
+  const turnUrls = values['turn-urls'] ?? env.STARLING_TRACKER_TURN_URLS;
+  const turnSecret = values['turn-secret'] ?? env.STARLING_TRACKER_TURN_SECRET;
+  const level = values['log-level'] ?? env.STARLING_TRACKER_LOG_LEVEL ?? 'info';
+  if (Boolean(turnUrls) !== Boolean(turnSecret)) fail('--turn-urls and --turn-secret go together');
+  if (values['print-config']) {
+    // Resolved settings as JSON (secrets left out), for deployment checks; starts nothing.
+    process.stdout.write(`${JSON.stringify({ port, host, stunPort, publicHost: publicHost || null, turn: Boolean(turnUrls), publishKey: Boolean(publishKey) })}\n`);
+    return;
+  }
+
+  const tracker = await launchTracker({
+    port,
+    host,
+    stunPort,
+    publishKey: publishKey || undefined,
+    publicHost: publicHost || undefined,
+    turn: turnUrls && turnSecret ? { urls: turnUrls.split(',').map((u) => u.trim()).filter(Boolean), secret: turnSecret } : undefined,
+    logger: { level },
+    defaultMetrics: true,
+  });
+  const log = tracker.app.log;
+  log.info({ ws: tracker.wsUrls, http: tracker.httpUrls }, `tracker signaling at ${tracker.wsUrls.join(' ')}`);
+  if (tracker.stun) log.info({ address: tracker.stun.address, port: tracker.stun.port }, `STUN responder on udp ${tracker.stun.address}:${tracker.stun.port}`);
+  else log.warn('STUN responder disabled: welcomes carry no STUN server (peers without ICE servers may try public STUN)');
+  if (!publishKey) log.warn('no publish key: anyone may join as origin');
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) {
+      log.warn({ signal }, 'second signal, exiting now');
+      process.exit(1);
+    }
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    const force = setTimeout(() => {
+      log.error('shutdown took too long, exiting');
+      process.exit(1);
+    }, 5000);
+    force.unref();
+    tracker.close().then(
+      () => process.exit(0),
+      (err) => {
+        log.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+main().catch((err) => {
+  process.stderr.write(`tracker failed to start: ${(err as Error).stack ?? err}\n`);
+  process.exit(1);
+});

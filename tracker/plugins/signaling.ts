@@ -1,0 +1,230 @@
+/**
+ * GET /ws: the signaling WebSocket (peer/core/signaling.ts). One Session per connection:
+ * rate limit -> size/type checks -> JSON schema -> dispatch. Never throws out of a handler.
+ */
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { FastifyBaseLogger, FastifyPluginAsync } from 'fastify';
+import type { RawData, WebSocket } from 'ws';
+import {
+  SIGNAL_MAX_BYTES,
+  type ClientMessage,
+  type JoinMessage,
+  type SignalOut,
+  type TrackerMessage,
+} from '../../peer/core/signaling.js';
+import { isValidName } from '../../peer/core/paths.js';
+import type { PeerConn, TrackerContext } from '../context.js';
+import { hostFromHeader, iceServersFor, urlHost } from '../ice.js';
+import { TokenBucket } from '../rate-limit.js';
+import type { PeerRecord } from '../registry.js';
+import { parseClientMessage, type RejectReason } from '../schemas.js';
+
+/** WebSocket close codes used by the tracker. */
+export const CLOSE_NORMAL = 1000;
+export const CLOSE_GOING_AWAY = 1001;
+export const CLOSE_POLICY = 1008;
+export const CLOSE_TOO_BIG = 1009;
+
+const OPEN = 1;
+
+export function randomPeerId(): string {
+  return randomBytes(12).toString('base64url');
+}
+
+function keyMatches(expected: string, given: string | undefined): boolean {
+  if (given === undefined) return false;
+  const a = createHash('sha256').update(expected).digest();
+  const b = createHash('sha256').update(given).digest();
+  return timingSafeEqual(a, b);
+}
+
+function toBuffer(data: RawData): Buffer {
+  if (Buffer.isBuffer(data)) return data;
+  if (Array.isArray(data)) return Buffer.concat(data);
+  return Buffer.from(data);
+}
+
+export class Session implements PeerConn {
+  peer: PeerRecord<PeerConn> | null = null;
+  alive = true;
+  private closing = false;
+  private drops = 0;
+  private readonly bucket: TokenBucket;
+
+  constructor(
+    private readonly socket: WebSocket,
+    /** URL-ready host the peer reached us at (for ICE server URLs). */
+    private readonly host: string,
+    private readonly ctx: TrackerContext,
+    private readonly log: FastifyBaseLogger,
+  ) {
+    this.bucket = new TokenBucket({ ratePerSec: ctx.limits.ratePerSec, burst: ctx.limits.burst, clock: ctx.clock });
+  }
+
+  get bufferedAmount(): number {
+    return this.socket.bufferedAmount;
+  }
+
+  sendJson(msg: object): boolean {
+    if (this.socket.readyState !== OPEN) return false;
+    this.socket.send(JSON.stringify(msg));
+    return true;
+  }
+
+  private send(msg: TrackerMessage): boolean {
+    return this.sendJson(msg);
+  }
+
+  close(code: number, reason: string): void {
+    if (this.closing) return;
+    this.closing = true;
+    this.leaveChannel();
+    this.socket.close(code, reason);
+  }
+
+  /** Counts a rejection and tells the client (the reason code first, then any detail). */
+  private reject(reason: RejectReason, detail?: string): void {
+    this.ctx.metrics.rejected.inc({ reason });
+    this.log.debug({ reason, detail, peerId: this.peer?.peerId }, 'signaling message rejected');
+    this.send({ type: 'error', reason: detail ? `${reason}: ${detail}` : reason });
+  }
+
+  onMessage(data: RawData, isBinary: boolean): void {
+    if (this.closing) return;
+    const { metrics, limits } = this.ctx;
+    if (!this.bucket.tryTake()) {
+      metrics.rateLimited.inc();
+      if (++this.drops > limits.floodDropLimit) {
+        metrics.floodClosed.inc();
+        this.log.warn({ peerId: this.peer?.peerId, drops: this.drops }, 'closing flooding connection');
+        this.close(CLOSE_POLICY, 'rate limit exceeded');
+      }
+      return;
+    }
+    try {
+      const buf = toBuffer(data);
+      if (buf.length > SIGNAL_MAX_BYTES) return this.reject('oversize');
+      if (isBinary) return this.reject('binary frame');
+      const parsed = parseClientMessage(buf.toString('utf8'));
+      if (!parsed.ok) return this.reject(parsed.reason, parsed.detail);
+      metrics.received.inc({ type: parsed.msg.type });
+      this.dispatch(parsed.msg);
+    } catch (err) {
+      this.log.error({ err }, 'signaling handler failed');
+      this.reject('internal error');
+    }
+  }
+
+  private dispatch(msg: ClientMessage): void {
+    if (msg.type === 'join') return this.join(msg);
+    const peer = this.peer;
+    if (!peer) return this.reject('not joined');
+    const { registry, limits, random } = this.ctx;
+    switch (msg.type) {
+      case 'signal':
+        return this.relay(peer, msg);
+      case 'peers': {
+        const max = Math.min(msg.max ?? limits.maxPeersPerRequest, limits.maxPeersPerRequest);
+        const peers = registry.sample(peer.channel, { exclude: peer.peerId, max, maxInfra: limits.maxInfraPerSample, random });
+        this.send({ type: 'peers', peers });
+        return;
+      }
+      case 'report':
+        peer.lastReport = msg.stats;
+        peer.lastReportAt = this.ctx.now();
+        return;
+      case 'leave':
+        this.log.debug({ peerId: peer.peerId, channel: peer.channel }, 'peer left');
+        this.close(CLOSE_NORMAL, 'bye');
+        return;
+    }
+  }
+
+  private join(msg: JoinMessage): void {
+    if (this.peer) return this.reject('already joined');
+    if (!isValidName(msg.channel)) return this.reject('invalid channel');
+    const { registry, limits, random, publishKey } = this.ctx;
+    if (msg.kind === 'origin' && publishKey !== undefined && !keyMatches(publishKey, msg.publishKey)) {
+      this.reject('bad publish key');
+      this.log.warn({ channel: msg.channel }, 'origin join with a wrong publish key');
+      this.close(CLOSE_POLICY, 'bad publish key');
+      return;
+    }
+    let peerId = msg.peerId !== undefined && !registry.has(msg.channel, msg.peerId) ? msg.peerId : randomPeerId();
+    while (registry.has(msg.channel, peerId)) peerId = randomPeerId();
+    const now = this.ctx.now();
+    this.peer = registry.add({ peerId, kind: msg.kind, channel: msg.channel, joinedAt: now, conn: this });
+    const peers = registry.sample(msg.channel, { exclude: peerId, max: limits.welcomePeers, maxInfra: limits.maxInfraPerSample, random });
+    this.send({ type: 'welcome', peerId, iceServers: iceServersFor(this.ctx.ice, this.host, peerId, now), peers });
+    this.log.info({ peerId, kind: msg.kind, channel: msg.channel, assigned: peerId !== msg.peerId }, 'peer joined');
+  }
+
+  private relay(peer: PeerRecord<PeerConn>, msg: SignalOut): void {
+    const target = msg.to === peer.peerId ? undefined : this.ctx.registry.get(peer.channel, msg.to);
+    if (!target) return this.reject('unknown peer');
+    if (target.conn.bufferedAmount > this.ctx.limits.maxBufferedBytes) return this.reject('peer congested');
+    if (target.conn.sendJson({ type: 'signal', from: peer.peerId, fromKind: peer.kind, data: msg.data })) {
+      this.ctx.metrics.signalsRelayed.inc();
+    } else {
+      this.reject('unknown peer');
+    }
+  }
+
+  private leaveChannel(): void {
+    if (this.peer) {
+      this.ctx.registry.remove(this.peer);
+      this.peer = null;
+    }
+  }
+
+  onClose(): void {
+    this.closing = true;
+    this.leaveChannel();
+  }
+
+  /** Heartbeat: returns false when the previous ping went unanswered (the socket is terminated). */
+  heartbeat(): boolean {
+    if (!this.alive) {
+      this.log.debug({ peerId: this.peer?.peerId }, 'terminating unresponsive connection');
+      this.onClose();
+      this.socket.terminate();
+      return false;
+    }
+    this.alive = false;
+    if (this.socket.readyState === OPEN) this.socket.ping();
+    return true;
+  }
+}
+
+export interface SignalingPluginOptions {
+  ctx: TrackerContext;
+}
+
+export const signalingPlugin: FastifyPluginAsync<SignalingPluginOptions> = async (app, { ctx }) => {
+  const sessions = new Set<Session>();
+
+  if (ctx.limits.pingIntervalMs > 0) {
+    const timer = setInterval(() => {
+      for (const s of sessions) if (!s.heartbeat()) sessions.delete(s);
+    }, ctx.limits.pingIntervalMs);
+    timer.unref();
+    app.addHook('onClose', async () => clearInterval(timer));
+  }
+
+  app.get('/ws', { websocket: true }, (socket, req) => {
+    const host = hostFromHeader(req.headers.host) ?? urlHost(req.socket.localAddress ?? '127.0.0.1');
+    const session = new Session(socket, host, ctx, req.log);
+    sessions.add(session);
+    ctx.metrics.connectionsTotal.inc();
+    ctx.metrics.connectionsOpen.inc();
+    socket.on('message', (data, isBinary) => session.onMessage(data, isBinary));
+    socket.on('pong', () => {
+      session.alive = true;
+    });
+    socket.on('close', () => {
+      sessions.delete(session);
+      session.onClose();
+      ctx.metrics.connectionsOpen.dec();
+    });
+  });
+};

@@ -1,0 +1,116 @@
+/**
+ * The tracker, composed from plugins: signaling WebSocket (/ws), read-only API (/healthz,
+ * /api/...), Prometheus metrics (/metrics). buildTracker returns the instance without listening.
+ */
+import { performance } from 'node:perf_hooks';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import websocket from '@fastify/websocket';
+import { SIGNAL_BURST, SIGNAL_MAX_BYTES, SIGNAL_RATE_PER_SEC, type IceServer } from '../peer/core/signaling.js';
+import type { Clock, Random } from '../peer/core/types.js';
+import type { PeerConn, TrackerContext, TrackerLimits } from './context.js';
+import type { TurnConfig } from './ice.js';
+import { TrackerMetrics } from './metrics.js';
+import { apiPlugin } from './plugins/api.js';
+import { metricsPlugin } from './plugins/metrics.js';
+import { CLOSE_GOING_AWAY, signalingPlugin } from './plugins/signaling.js';
+import { Registry } from './registry.js';
+
+export interface TrackerOptions {
+  /** When set, joining as kind 'origin' requires this key (else error + close 1008). */
+  publishKey?: string;
+  /** Host put into the ICE server URLs; default: the Host header of the WebSocket upgrade. */
+  publicHost?: string;
+  /** Port of the STUN responder (tracker/stun.ts) advertised in welcomes; 0/undefined: none. */
+  stunPort?: number;
+  /** TURN server with coturn's shared-secret REST credentials. */
+  turn?: TurnConfig;
+  /** Extra ICE servers appended verbatim to every welcome. */
+  extraIceServers?: IceServer[];
+  /** Fastify logger option (pino options or boolean). Default false (silent). */
+  logger?: FastifyServerOptions['logger'];
+  /** An existing pino logger instance (takes precedence over `logger`). */
+  loggerInstance?: FastifyBaseLogger;
+  /** Also collect prom-client's default process metrics. Default false. */
+  defaultMetrics?: boolean;
+  /** Overrides of the limits (defaults from peer/core/signaling.ts and below). */
+  limits?: Partial<TrackerLimits>;
+  /** Injected randomness for peer sampling. Default Math.random. */
+  random?: Random;
+  /** Monotonic clock (ms) for rate limiting. Default performance.now. */
+  clock?: Clock;
+  /** Wall clock (ms since epoch) for joinedAt and TURN expiry. Default Date.now. */
+  now?: () => number;
+}
+
+export const DEFAULT_LIMITS: TrackerLimits = {
+  welcomePeers: 10,
+  maxPeersPerRequest: 20,
+  maxInfraPerSample: 2,
+  ratePerSec: SIGNAL_RATE_PER_SEC,
+  burst: SIGNAL_BURST,
+  floodDropLimit: 1000,
+  pingIntervalMs: 30_000,
+  maxBufferedBytes: 1024 * 1024,
+};
+
+export interface TrackerState {
+  registry: Registry<PeerConn>;
+  metrics: TrackerMetrics;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The tracker's peer registry and metrics (for main.ts, tests and embedding). */
+    tracker: TrackerState;
+  }
+}
+
+export async function buildTracker(opts: TrackerOptions = {}): Promise<FastifyInstance> {
+  const app: FastifyInstance = opts.loggerInstance
+    ? Fastify({ loggerInstance: opts.loggerInstance })
+    : Fastify({ logger: opts.logger ?? false });
+
+  const registry = new Registry<PeerConn>();
+  const metrics = new TrackerMetrics(registry, { defaultMetrics: opts.defaultMetrics });
+  const ctx: TrackerContext = {
+    registry,
+    metrics,
+    ice: { publicHost: opts.publicHost, stunPort: opts.stunPort, turn: opts.turn, extra: opts.extraIceServers },
+    publishKey: opts.publishKey,
+    limits: { ...DEFAULT_LIMITS, ...opts.limits },
+    random: opts.random ?? { next: Math.random },
+    clock: opts.clock ?? { now: () => performance.now() },
+    now: opts.now ?? Date.now,
+  };
+  app.decorate('tracker', { registry, metrics });
+
+  await app.register(websocket, {
+    options: { maxPayload: SIGNAL_MAX_BYTES },
+    errorHandler(error, socket, request) {
+      const code = (error as { code?: string }).code ?? '';
+      if (code.startsWith('WS_ERR_')) {
+        // ws has already sent the close frame (1009 for oversize, 1002/1007 otherwise).
+        metrics.rejected.inc({ reason: code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? 'oversize' : 'protocol error' });
+        request.log.debug({ code }, 'websocket protocol error');
+        return;
+      }
+      request.log.warn({ err: error }, 'websocket error');
+      socket.terminate();
+    },
+    preClose(done) {
+      const wss = this.websocketServer;
+      for (const client of wss.clients) client.close(CLOSE_GOING_AWAY, 'tracker shutting down');
+      // Clients that do not complete the closing handshake are cut off shortly after.
+      const t = setTimeout(() => {
+        for (const client of wss.clients) client.terminate();
+      }, 2000);
+      t.unref();
+      wss.close(() => clearTimeout(t));
+      done();
+    },
+  });
+  await app.register(signalingPlugin, { ctx });
+  await app.register(apiPlugin, { ctx });
+  await app.register(metricsPlugin, { ctx });
+  return app;
+}
