@@ -24,6 +24,8 @@ export interface TrackerLimits {
 /** The per-connection handle stored in the registry. */
 export interface PeerConn {
   sendJson(msg: object): boolean;
+  /** Closes the connection (e.g. when its peer id is resumed by a newer connection). */
+  close(code: number, reason: string): void;
   readonly bufferedAmount: number;
 }
 
@@ -32,6 +34,8 @@ export interface TrackerContext {
   metrics: TrackerMetrics;
   ice: IceConfig;
   publishKey?: string;
+  /** HMAC key for resume tokens (random per process unless configured; shared by trackers that share peers). */
+  resumeSecret: Uint8Array;
   limits: TrackerLimits;
   random: Random;
   /** Monotonic milliseconds (rate limiting). */

@@ -49,6 +49,7 @@ export const joinSchema = {
     kind: { enum: ['origin', 'seeder', 'browser'] },
     peerId,
     publishKey: { type: 'string', maxLength: 1024 },
+    resumeToken: { type: 'string', maxLength: 128 },
   },
 } as const;
 

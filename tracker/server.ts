@@ -3,6 +3,7 @@
  * /api/...), Prometheus metrics (/metrics). buildTracker returns the instance without listening.
  */
 import { performance } from 'node:perf_hooks';
+import { randomBytes } from 'node:crypto';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import websocket from '@fastify/websocket';
 import { SIGNAL_BURST, SIGNAL_MAX_BYTES, SIGNAL_RATE_PER_SEC, type IceServer } from '../peer/core/signaling.js';
@@ -18,6 +19,8 @@ import { Registry } from './registry.js';
 export interface TrackerOptions {
   /** When set, joining as kind 'origin' requires this key (else error + close 1008). */
   publishKey?: string;
+  /** Key for resume tokens; random per process by default. */
+  resumeSecret?: Uint8Array;
   /** Host put into the ICE server URLs; default: the Host header of the WebSocket upgrade. */
   publicHost?: string;
   /** Port of the STUN responder (tracker/stun.ts) advertised in welcomes; 0/undefined: none. */
@@ -77,6 +80,7 @@ export async function buildTracker(opts: TrackerOptions = {}): Promise<FastifyIn
     metrics,
     ice: { publicHost: opts.publicHost, stunPort: opts.stunPort, turn: opts.turn, extra: opts.extraIceServers },
     publishKey: opts.publishKey,
+    resumeSecret: opts.resumeSecret ?? randomBytes(32),
     limits: { ...DEFAULT_LIMITS, ...opts.limits },
     random: opts.random ?? { next: Math.random },
     clock: opts.clock ?? { now: () => performance.now() },

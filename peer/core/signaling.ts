@@ -39,6 +39,11 @@ export interface JoinMessage {
   peerId?: string;
   /** Publishing as kind 'origin' requires the channel's publish key. */
   publishKey?: string;
+  /**
+   * The resumeToken of an earlier welcome for this same peerId: lets a reconnecting peer keep its
+   * id even while the tracker still holds its old, half-dead connection (which is then closed).
+   */
+  resumeToken?: string;
 }
 export interface SignalOut {
   type: 'signal';
@@ -66,6 +71,8 @@ export interface WelcomeMessage {
   iceServers: IceServer[];
   /** A random sample of the channel's other peers (origin and seeders included). */
   peers: PeerInfo[];
+  /** Proof of ownership of peerId for a later re-join (JoinMessage.resumeToken). */
+  resumeToken?: string;
 }
 export interface PeersMessage {
   type: 'peers';

@@ -2,7 +2,7 @@
  * GET /ws: the signaling WebSocket (peer/core/signaling.ts). One Session per connection:
  * rate limit -> size/type checks -> JSON schema -> dispatch. Never throws out of a handler.
  */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { FastifyBaseLogger, FastifyPluginAsync } from 'fastify';
 import type { RawData, WebSocket } from 'ws';
 import {
@@ -37,6 +37,13 @@ function keyMatches(expected: string, given: string | undefined): boolean {
   const b = createHash('sha256').update(given).digest();
   return timingSafeEqual(a, b);
 }
+
+/** Stateless proof that a connection was once welcomed as `peerId` in `channel`. */
+export function resumeTokenFor(secret: Uint8Array, channel: string, peerId: string): string {
+  return createHmac('sha256', secret).update(`${channel}\n${peerId}`).digest('base64url');
+}
+
+export const CLOSE_RESUMED = 4000;
 
 function toBuffer(data: RawData): Buffer {
   if (Buffer.isBuffer(data)) return data;
@@ -150,12 +157,22 @@ export class Session implements PeerConn {
       this.close(CLOSE_POLICY, 'bad publish key');
       return;
     }
+    if (msg.peerId !== undefined && msg.resumeToken !== undefined) {
+      // A reconnecting peer proves it owns its id; its old connection may not have died yet here.
+      const old = registry.get(msg.channel, msg.peerId);
+      if (old && keyMatches(resumeTokenFor(this.ctx.resumeSecret, msg.channel, msg.peerId), msg.resumeToken)) {
+        registry.remove(old);
+        old.conn.close(CLOSE_RESUMED, 'resumed by a newer connection');
+        this.log.info({ peerId: msg.peerId }, 'peer id resumed by a new connection');
+      }
+    }
     let peerId = msg.peerId !== undefined && !registry.has(msg.channel, msg.peerId) ? msg.peerId : randomPeerId();
     while (registry.has(msg.channel, peerId)) peerId = randomPeerId();
     const now = this.ctx.now();
     this.peer = registry.add({ peerId, kind: msg.kind, channel: msg.channel, joinedAt: now, conn: this });
     const peers = registry.sample(msg.channel, { exclude: peerId, max: limits.welcomePeers, maxInfra: limits.maxInfraPerSample, random });
-    this.send({ type: 'welcome', peerId, iceServers: iceServersFor(this.ctx.ice, this.host, peerId, now), peers });
+    const resumeToken = resumeTokenFor(this.ctx.resumeSecret, msg.channel, peerId);
+    this.send({ type: 'welcome', peerId, iceServers: iceServersFor(this.ctx.ice, this.host, peerId, now), peers, resumeToken });
     this.log.info({ peerId, kind: msg.kind, channel: msg.channel, assigned: peerId !== msg.peerId }, 'peer joined');
   }
 

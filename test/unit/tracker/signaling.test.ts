@@ -249,4 +249,22 @@ describe('tracker signaling over WebSocket', () => {
     tracker = null;
     expect((await c.closed).code).toBe(1001);
   });
+
+  it('lets a reconnecting peer resume its id with the token of its welcome, and nobody else', async () => {
+    await setup();
+    const first = await client();
+    const w1 = await first.join('demo', 'browser', { peerId: 'browser-resume1' });
+    expect(w1.peerId).toBe('browser-resume1');
+    expect(typeof w1.resumeToken).toBe('string');
+    // A stranger claiming the id without (or with a wrong) token gets another id.
+    const thief = await client();
+    const w2 = await thief.join('demo', 'browser', { peerId: 'browser-resume1', resumeToken: 'x'.repeat(43) });
+    expect(w2.peerId).not.toBe('browser-resume1');
+    // The owner's new connection takes the id over while the old one is still open; the old one is closed.
+    const second = await client();
+    const w3 = await second.join('demo', 'browser', { peerId: 'browser-resume1', resumeToken: w1.resumeToken });
+    expect(w3.peerId).toBe('browser-resume1');
+    expect((await first.closed).code).toBe(4000);
+    await until(() => tracker!.app.tracker.registry.size === 2);
+  });
 });
