@@ -1,0 +1,284 @@
+/**
+ * Peer wire protocol v1 (docs/protocol.md, "Peer wire protocol v1"): binary frames on one
+ * reliable, ordered data channel per neighbor. Byte 0 is the message type; every other field is
+ * big-endian. Names (channel, rendition) are `u8 length + ASCII` and must satisfy
+ * paths.isValidName; peer ids match PEER_ID_PATTERN.
+ *
+ * decodeFrame never throws: it bounds-checks every length and index field and returns a typed
+ * error for truncated, oversize, trailing-byte, unknown-type and otherwise invalid frames.
+ * encodeFrame throws CodecError on invalid input (a programming error on the sending side).
+ */
+import type { PeerKind } from './types.js';
+import { MAX_PIECES, MAX_PIECE_SIZE } from './manifest.js';
+import { isValidName } from './paths.js';
+import { bitfieldBytes, paddingIsClean } from './bitfield.js';
+
+export const PROTOCOL_VERSION = 1;
+/** Largest frame accepted: a 64 KiB piece plus header room. */
+export const MAX_FRAME_BYTES = 64 * 1024 + 256;
+/** Largest encoded manifest that fits in one MANIFEST frame (larger ones go over HTTP only). */
+export const MAX_WIRE_MANIFEST_BYTES = MAX_FRAME_BYTES - 5;
+export const MAX_BYE_REASON = 255;
+export const PEER_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+
+export const MsgType = {
+  HELLO: 0x01,
+  HAVE: 0x02,
+  REQUEST: 0x03,
+  PIECE: 0x04,
+  CANCEL: 0x05,
+  MANIFEST: 0x06,
+  BYE: 0x07,
+  // 0x08 SLOT_GRANT, 0x09 SLOT_REVOKE: reserved for upload slots (not in v1).
+} as const;
+
+const KIND_CODES: Record<PeerKind, number> = { origin: 0, seeder: 1, browser: 2 };
+const KINDS: PeerKind[] = ['origin', 'seeder', 'browser'];
+
+export interface HelloFrame { type: 'hello'; version: number; peerId: string; kind: PeerKind; channel: string }
+export interface HaveFrame { type: 'have'; rendition: string; seq: number; pieceCount: number; bitfield: Uint8Array }
+export interface RequestFrame { type: 'request'; rendition: string; seq: number; index: number; count: number }
+export interface PieceFrame { type: 'piece'; rendition: string; seq: number; index: number; data: Uint8Array }
+export interface CancelFrame { type: 'cancel'; rendition: string; seq: number; index: number; count: number }
+export interface ManifestFrame { type: 'manifest'; manifest: Uint8Array }
+export interface ByeFrame { type: 'bye'; reason: string }
+
+export type Frame = HelloFrame | HaveFrame | RequestFrame | PieceFrame | CancelFrame | ManifestFrame | ByeFrame;
+export type FrameType = Frame['type'];
+
+export type DecodeErrorReason =
+  | 'truncated'       // shorter than its fields say (includes the empty frame)
+  | 'oversize'        // frame > MAX_FRAME_BYTES, or a length field above its limit
+  | 'trailing-bytes'  // bytes left after the last field
+  | 'unknown-type'    // first byte is not a v1 message type
+  | 'invalid-name'    // channel/rendition fails isValidName
+  | 'invalid-peer-id' // peer id fails PEER_ID_PATTERN
+  | 'invalid-kind'    // kind code not 0..2
+  | 'invalid-seq'     // seq < -1
+  | 'invalid-range'   // piece index/count out of [0, MAX_PIECES)
+  | 'invalid-bitfield'// piece count > MAX_PIECES or padding bits set
+  | 'invalid-text';   // BYE reason not printable ASCII
+
+export type DecodeResult =
+  | { ok: true; frame: Frame }
+  | { ok: false; reason: DecodeErrorReason; type?: number };
+
+export class CodecError extends Error {}
+
+// ---------------------------------------------------------------- encoding
+
+class Writer {
+  private buf: Uint8Array;
+  private dv: DataView;
+  o = 0;
+  constructor(size: number) {
+    this.buf = new Uint8Array(size);
+    this.dv = new DataView(this.buf.buffer);
+  }
+  u8(v: number): void { this.buf[this.o++] = v; }
+  u16(v: number): void { this.dv.setUint16(this.o, v); this.o += 2; }
+  u32(v: number): void { this.dv.setUint32(this.o, v); this.o += 4; }
+  i32(v: number): void { this.dv.setInt32(this.o, v); this.o += 4; }
+  ascii(s: string): void {
+    this.u8(s.length);
+    for (let i = 0; i < s.length; i++) this.buf[this.o++] = s.charCodeAt(i);
+  }
+  bytes(b: Uint8Array): void { this.buf.set(b, this.o); this.o += b.length; }
+  done(): Uint8Array {
+    if (this.o !== this.buf.length) throw new CodecError('internal: size mismatch');
+    return this.buf;
+  }
+}
+
+function checkName(s: string, what: string): void {
+  if (!isValidName(s)) throw new CodecError(`invalid ${what}`);
+}
+function checkSeq(seq: number): void {
+  if (!Number.isInteger(seq) || seq < -1 || seq > 0x7fffffff) throw new CodecError('invalid seq');
+}
+function checkRange(index: number, count: number): void {
+  if (!Number.isInteger(index) || !Number.isInteger(count) || index < 0 || count < 1 || index + count > MAX_PIECES) {
+    throw new CodecError('invalid range');
+  }
+}
+
+/** Replaces anything but printable ASCII and truncates to MAX_BYE_REASON. */
+export function sanitizeReason(reason: string): string {
+  return reason.replace(/[^\x20-\x7e]/g, '?').slice(0, MAX_BYE_REASON);
+}
+
+export function encodeFrame(f: Frame): Uint8Array {
+  switch (f.type) {
+    case 'hello': {
+      if (!Number.isInteger(f.version) || f.version < 0 || f.version > 255) throw new CodecError('invalid version');
+      if (!PEER_ID_PATTERN.test(f.peerId)) throw new CodecError('invalid peer id');
+      checkName(f.channel, 'channel');
+      const kind = KIND_CODES[f.kind];
+      if (kind === undefined) throw new CodecError('invalid kind');
+      const w = new Writer(1 + 1 + 1 + f.peerId.length + 1 + 1 + f.channel.length);
+      w.u8(MsgType.HELLO); w.u8(f.version); w.ascii(f.peerId); w.u8(kind); w.ascii(f.channel);
+      return w.done();
+    }
+    case 'have': {
+      checkName(f.rendition, 'rendition'); checkSeq(f.seq);
+      if (!Number.isInteger(f.pieceCount) || f.pieceCount < 0 || f.pieceCount > MAX_PIECES) throw new CodecError('invalid piece count');
+      if (!paddingIsClean(f.bitfield, f.pieceCount)) throw new CodecError('invalid bitfield');
+      const w = new Writer(1 + 1 + f.rendition.length + 4 + 2 + bitfieldBytes(f.pieceCount));
+      w.u8(MsgType.HAVE); w.ascii(f.rendition); w.i32(f.seq); w.u16(f.pieceCount); w.bytes(f.bitfield);
+      return w.done();
+    }
+    case 'request':
+    case 'cancel': {
+      checkName(f.rendition, 'rendition'); checkSeq(f.seq); checkRange(f.index, f.count);
+      const w = new Writer(1 + 1 + f.rendition.length + 4 + 2 + 2);
+      w.u8(f.type === 'request' ? MsgType.REQUEST : MsgType.CANCEL);
+      w.ascii(f.rendition); w.i32(f.seq); w.u16(f.index); w.u16(f.count);
+      return w.done();
+    }
+    case 'piece': {
+      checkName(f.rendition, 'rendition'); checkSeq(f.seq); checkRange(f.index, 1);
+      if (f.data.length > MAX_PIECE_SIZE) throw new CodecError('piece too large');
+      const w = new Writer(1 + 1 + f.rendition.length + 4 + 2 + 4 + f.data.length);
+      w.u8(MsgType.PIECE); w.ascii(f.rendition); w.i32(f.seq); w.u16(f.index); w.u32(f.data.length); w.bytes(f.data);
+      return w.done();
+    }
+    case 'manifest': {
+      if (f.manifest.length < 1 || f.manifest.length > MAX_WIRE_MANIFEST_BYTES) throw new CodecError('manifest size');
+      const w = new Writer(1 + 4 + f.manifest.length);
+      w.u8(MsgType.MANIFEST); w.u32(f.manifest.length); w.bytes(f.manifest);
+      return w.done();
+    }
+    case 'bye': {
+      const reason = sanitizeReason(f.reason);
+      const w = new Writer(1 + 1 + reason.length);
+      w.u8(MsgType.BYE); w.ascii(reason);
+      return w.done();
+    }
+    default:
+      throw new CodecError('unknown frame type');
+  }
+}
+
+// ---------------------------------------------------------------- decoding
+
+class Fail {
+  constructor(readonly reason: DecodeErrorReason) {}
+}
+
+class Reader {
+  private dv: DataView;
+  o = 0;
+  constructor(private buf: Uint8Array) {
+    this.dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  }
+  need(n: number): void {
+    if (this.o + n > this.buf.length) throw new Fail('truncated');
+  }
+  u8(): number { this.need(1); return this.buf[this.o++]; }
+  u16(): number { this.need(2); const v = this.dv.getUint16(this.o); this.o += 2; return v; }
+  u32(): number { this.need(4); const v = this.dv.getUint32(this.o); this.o += 4; return v; }
+  i32(): number { this.need(4); const v = this.dv.getInt32(this.o); this.o += 4; return v; }
+  ascii(): string {
+    const n = this.u8();
+    this.need(n);
+    let s = '';
+    for (let i = 0; i < n; i++) s += String.fromCharCode(this.buf[this.o + i]);
+    this.o += n;
+    return s;
+  }
+  bytes(n: number): Uint8Array {
+    this.need(n);
+    const b = this.buf.slice(this.o, this.o + n);
+    this.o += n;
+    return b;
+  }
+  end(): void {
+    if (this.o !== this.buf.length) throw new Fail('trailing-bytes');
+  }
+}
+
+function name(r: Reader): string {
+  const s = r.ascii();
+  if (!isValidName(s)) throw new Fail('invalid-name');
+  return s;
+}
+function seq(r: Reader): number {
+  const v = r.i32();
+  if (v < -1) throw new Fail('invalid-seq');
+  return v;
+}
+function range(r: Reader): [number, number] {
+  const index = r.u16();
+  const count = r.u16();
+  if (index >= MAX_PIECES || count < 1 || index + count > MAX_PIECES) throw new Fail('invalid-range');
+  return [index, count];
+}
+
+function decodeBody(type: number, r: Reader): Frame {
+  switch (type) {
+    case MsgType.HELLO: {
+      const version = r.u8();
+      const peerId = r.ascii();
+      if (!PEER_ID_PATTERN.test(peerId)) throw new Fail('invalid-peer-id');
+      const kind = KINDS[r.u8()];
+      if (!kind) throw new Fail('invalid-kind');
+      const channel = name(r);
+      return { type: 'hello', version, peerId, kind, channel };
+    }
+    case MsgType.HAVE: {
+      const rendition = name(r);
+      const s = seq(r);
+      const pieceCount = r.u16();
+      if (pieceCount > MAX_PIECES) throw new Fail('invalid-bitfield');
+      const bitfield = r.bytes(bitfieldBytes(pieceCount));
+      if (!paddingIsClean(bitfield, pieceCount)) throw new Fail('invalid-bitfield');
+      return { type: 'have', rendition, seq: s, pieceCount, bitfield };
+    }
+    case MsgType.REQUEST:
+    case MsgType.CANCEL: {
+      const rendition = name(r);
+      const s = seq(r);
+      const [index, count] = range(r);
+      return { type: type === MsgType.REQUEST ? 'request' : 'cancel', rendition, seq: s, index, count };
+    }
+    case MsgType.PIECE: {
+      const rendition = name(r);
+      const s = seq(r);
+      const index = r.u16();
+      if (index >= MAX_PIECES) throw new Fail('invalid-range');
+      const len = r.u32();
+      if (len > MAX_PIECE_SIZE) throw new Fail('oversize');
+      const data = r.bytes(len);
+      return { type: 'piece', rendition, seq: s, index, data };
+    }
+    case MsgType.MANIFEST: {
+      const len = r.u32();
+      if (len > MAX_WIRE_MANIFEST_BYTES) throw new Fail('oversize');
+      if (len < 1) throw new Fail('truncated');
+      return { type: 'manifest', manifest: r.bytes(len) };
+    }
+    case MsgType.BYE: {
+      const reason = r.ascii();
+      if (!/^[\x20-\x7e]*$/.test(reason)) throw new Fail('invalid-text');
+      return { type: 'bye', reason };
+    }
+    default:
+      throw new Fail('unknown-type');
+  }
+}
+
+export function decodeFrame(bytes: Uint8Array): DecodeResult {
+  if (!(bytes instanceof Uint8Array) || bytes.length === 0) return { ok: false, reason: 'truncated' };
+  const type = bytes[0];
+  if (bytes.length > MAX_FRAME_BYTES) return { ok: false, reason: 'oversize', type };
+  const r = new Reader(bytes);
+  r.o = 1;
+  try {
+    const frame = decodeBody(type, r);
+    r.end();
+    return { ok: true, frame };
+  } catch (e) {
+    if (e instanceof Fail) return { ok: false, reason: e.reason, type };
+    return { ok: false, reason: 'truncated', type };
+  }
+}

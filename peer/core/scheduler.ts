@@ -1,0 +1,241 @@
+/**
+ * Pure piece-request scheduling (mesh pull). No I/O, no time source: callers pass `now`.
+ *
+ * - schedule(): given the wanted segments in urgency order with the pieces still to request, and
+ *   the neighbors with what they have and how busy they are, decides which piece requests to send
+ *   to whom. Per piece: among neighbors that have it, are not excluded for it and have a free
+ *   request slot, prefer non-origin neighbors (the origin's upload stays small), then the one with
+ *   the fewest requests in flight, ties broken with the injected Random. Contiguous pieces of one
+ *   segment assigned to one neighbor are coalesced into one request.
+ * - RequestTracker: the requests in flight, their timeouts (a timed-out request turns stale: the
+ *   piece may be re-requested elsewhere while a late answer is still accepted), and the duplicates
+ *   to CANCEL once a piece arrives.
+ */
+import type { Random, SegmentRef } from './types.js';
+import { segmentKey } from './store.js';
+
+export interface SchedNeighbor {
+  id: string;
+  /** The origin's root peer: used only when no other neighbor can serve a piece. */
+  isOrigin: boolean;
+  /** Requests already outstanding on this neighbor (stale ones included). */
+  inflight: number;
+  has(ref: SegmentRef, index: number): boolean;
+}
+
+export interface SchedSegment {
+  ref: SegmentRef;
+  /** Pieces to request now: not held, not actively in flight, not being fetched over HTTP. */
+  pieces: number[];
+  /** Neighbors that must not be asked for this piece (timed out or sent a bad copy). */
+  exclude?: (neighborId: string, index: number) => boolean;
+}
+
+export interface PieceRequest {
+  neighborId: string;
+  ref: SegmentRef;
+  index: number;
+  count: number;
+}
+
+export interface ScheduleOptions {
+  maxInflightPerNeighbor: number;
+  random: Random;
+}
+
+export function schedule(segments: SchedSegment[], neighbors: SchedNeighbor[], opts: ScheduleOptions): PieceRequest[] {
+  const load = new Map<string, number>();
+  let capacity = 0;
+  for (const n of neighbors) {
+    load.set(n.id, n.inflight);
+    capacity += Math.max(0, opts.maxInflightPerNeighbor - n.inflight);
+  }
+  const out: PieceRequest[] = [];
+  if (capacity === 0) return out;
+  const candidates: SchedNeighbor[] = [];
+  for (const seg of segments) {
+    // neighbor id -> indexes assigned in this segment (ascending, since pieces are visited in order)
+    const assigned = new Map<string, number[]>();
+    const order: string[] = [];
+    const pieces = [...seg.pieces].sort((a, b) => a - b);
+    for (const index of pieces) {
+      if (capacity === 0) break;
+      candidates.length = 0;
+      let anyNonOrigin = false;
+      for (const n of neighbors) {
+        if (load.get(n.id)! >= opts.maxInflightPerNeighbor) continue;
+        if (!n.has(seg.ref, index)) continue;
+        if (seg.exclude?.(n.id, index)) continue;
+        candidates.push(n);
+        if (!n.isOrigin) anyNonOrigin = true;
+      }
+      if (candidates.length === 0) continue;
+      let best: SchedNeighbor | null = null;
+      let bestLoad = Infinity;
+      let ties = 0;
+      for (const n of candidates) {
+        if (anyNonOrigin && n.isOrigin) continue;
+        const l = load.get(n.id)!;
+        if (l < bestLoad) { best = n; bestLoad = l; ties = 1; }
+        else if (l === bestLoad) {
+          // reservoir sampling among equally loaded neighbors: uniform tie-break
+          ties++;
+          if (opts.random.next() * ties < 1) best = n;
+        }
+      }
+      const chosen = best!;
+      load.set(chosen.id, bestLoad + 1);
+      capacity--;
+      let list = assigned.get(chosen.id);
+      if (!list) { list = []; assigned.set(chosen.id, list); order.push(chosen.id); }
+      list.push(index);
+    }
+    for (const id of order) {
+      for (const [index, count] of coalesce(assigned.get(id)!)) {
+        out.push({ neighborId: id, ref: seg.ref, index, count });
+      }
+    }
+    if (capacity === 0) break;
+  }
+  return out;
+}
+
+/** Runs of consecutive integers in an ascending list, as [first, length]. */
+export function coalesce(sorted: number[]): Array<[number, number]> {
+  const runs: Array<[number, number]> = [];
+  for (const i of sorted) {
+    const last = runs[runs.length - 1];
+    if (last && last[0] + last[1] === i) last[1]++;
+    else runs.push([i, 1]);
+  }
+  return runs;
+}
+
+// ---------------------------------------------------------------- requests in flight
+
+export interface RequestRecord {
+  neighborId: string;
+  ref: SegmentRef;
+  index: number;
+  sentAt: number;
+  /** Timed out: the piece may be requested elsewhere; a late answer is still accepted. */
+  stale: boolean;
+}
+
+export class RequestTracker {
+  /** segment key -> piece index -> neighbor id -> record */
+  private readonly bySegment = new Map<string, Map<number, Map<string, RequestRecord>>>();
+  private readonly perNeighbor = new Map<string, number>();
+
+  add(neighborId: string, ref: SegmentRef, index: number, now: number): void {
+    const key = segmentKey(ref);
+    let seg = this.bySegment.get(key);
+    if (!seg) { seg = new Map(); this.bySegment.set(key, seg); }
+    let recs = seg.get(index);
+    if (!recs) { recs = new Map(); seg.set(index, recs); }
+    if (!recs.has(neighborId)) this.perNeighbor.set(neighborId, (this.perNeighbor.get(neighborId) ?? 0) + 1);
+    recs.set(neighborId, { neighborId, ref, index, sentAt: now, stale: false });
+  }
+
+  /** Outstanding requests (active and stale) on one neighbor. */
+  countFor(neighborId: string): number {
+    return this.perNeighbor.get(neighborId) ?? 0;
+  }
+
+  get(neighborId: string, ref: SegmentRef, index: number): RequestRecord | undefined {
+    return this.bySegment.get(segmentKey(ref))?.get(index)?.get(neighborId);
+  }
+
+  /** Some neighbor was asked and has not timed out yet. */
+  isActive(ref: SegmentRef, index: number): boolean {
+    const recs = this.bySegment.get(segmentKey(ref))?.get(index);
+    if (!recs) return false;
+    for (const r of recs.values()) if (!r.stale) return true;
+    return false;
+  }
+
+  /** Any record (active or stale) of this neighbor for this piece. */
+  has(neighborId: string, ref: SegmentRef, index: number): boolean {
+    return !!this.get(neighborId, ref, index);
+  }
+
+  remove(neighborId: string, ref: SegmentRef, index: number): boolean {
+    const key = segmentKey(ref);
+    const seg = this.bySegment.get(key);
+    const recs = seg?.get(index);
+    if (!recs || !recs.delete(neighborId)) return false;
+    this.dec(neighborId);
+    if (recs.size === 0) seg!.delete(index);
+    if (seg!.size === 0) this.bySegment.delete(key);
+    return true;
+  }
+
+  /** Removes every record for a piece; returns them (e.g. to CANCEL the others). */
+  removePiece(ref: SegmentRef, index: number): RequestRecord[] {
+    const key = segmentKey(ref);
+    const seg = this.bySegment.get(key);
+    const recs = seg?.get(index);
+    if (!recs) return [];
+    const out = [...recs.values()];
+    for (const r of out) this.dec(r.neighborId);
+    seg!.delete(index);
+    if (seg!.size === 0) this.bySegment.delete(key);
+    return out;
+  }
+
+  removeSegment(ref: SegmentRef): RequestRecord[] {
+    const key = segmentKey(ref);
+    const seg = this.bySegment.get(key);
+    if (!seg) return [];
+    const out: RequestRecord[] = [];
+    for (const recs of seg.values()) for (const r of recs.values()) { out.push(r); this.dec(r.neighborId); }
+    this.bySegment.delete(key);
+    return out;
+  }
+
+  removeNeighbor(neighborId: string): RequestRecord[] {
+    const out: RequestRecord[] = [];
+    for (const [key, seg] of this.bySegment) {
+      for (const [index, recs] of seg) {
+        const r = recs.get(neighborId);
+        if (!r) continue;
+        out.push(r);
+        recs.delete(neighborId);
+        if (recs.size === 0) seg.delete(index);
+      }
+      if (seg.size === 0) this.bySegment.delete(key);
+    }
+    this.perNeighbor.delete(neighborId);
+    return out;
+  }
+
+  /**
+   * Marks active requests older than timeoutMs stale (returned: the pieces to re-request) and
+   * removes stale ones older than forgetMs (returned as `forgotten`: the caller CANCELs them).
+   */
+  expire(now: number, timeoutMs: number, forgetMs: number): { timedOut: RequestRecord[]; forgotten: RequestRecord[] } {
+    const timedOut: RequestRecord[] = [];
+    const forgotten: RequestRecord[] = [];
+    for (const seg of this.bySegment.values()) {
+      for (const recs of seg.values()) {
+        for (const r of recs.values()) {
+          if (!r.stale && now - r.sentAt >= timeoutMs) { r.stale = true; timedOut.push(r); }
+          else if (r.stale && now - r.sentAt >= forgetMs) forgotten.push(r);
+        }
+      }
+    }
+    for (const r of forgotten) this.remove(r.neighborId, r.ref, r.index);
+    return { timedOut, forgotten };
+  }
+
+  get size(): number {
+    let n = 0;
+    for (const v of this.perNeighbor.values()) n += v;
+    return n;
+  }
+
+  private dec(neighborId: string): void {
+    const n = (this.perNeighbor.get(neighborId) ?? 0) - 1;
+    if (n <= 0) this.perNeighbor.delete(neighborId); else this.perNeighbor.set(neighborId, n);
+  }
+}

@@ -1,0 +1,107 @@
+import { describe, expect, it } from 'vitest';
+import { coalesce, RequestTracker, schedule, type SchedNeighbor } from '../../../peer/core/scheduler.js';
+import type { SegmentRef } from '../../../peer/core/types.js';
+import { seededRandom } from './helpers.js';
+
+const ref: SegmentRef = { rendition: 'r', seq: 1 };
+const ref2: SegmentRef = { rendition: 'r', seq: 2 };
+
+function nb(id: string, inflight: number, pieces: number[] | 'all', isOrigin = false): SchedNeighbor {
+  return { id, isOrigin, inflight, has: (_r, i) => pieces === 'all' || pieces.includes(i) };
+}
+
+function assignment(reqs: ReturnType<typeof schedule>): Record<string, number[]> {
+  const out: Record<string, number[]> = {};
+  for (const r of reqs) for (let i = r.index; i < r.index + r.count; i++) (out[r.neighborId] ??= []).push(i);
+  return out;
+}
+
+describe('schedule', () => {
+  const opts = { maxInflightPerNeighbor: 4, random: seededRandom(3) };
+
+  it('asks the neighbor with the fewest requests in flight', () => {
+    const reqs = schedule([{ ref, pieces: [0, 1, 2] }], [nb('a', 3, 'all'), nb('b', 0, 'all')], opts);
+    const a = assignment(reqs);
+    // b has 0, gets pieces until it reaches a's load (3), then ties are random
+    expect(a.b!.length).toBeGreaterThanOrEqual(3);
+    expect(a.a).toBeUndefined();
+  });
+
+  it('only asks neighbors that have the piece, never exceeds the in-flight limit', () => {
+    const reqs = schedule([{ ref, pieces: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9] }], [nb('a', 1, [0, 1, 2, 3, 4, 5]), nb('b', 0, [5, 6])], opts);
+    const a = assignment(reqs);
+    expect(a.a).toEqual([0, 1, 2]); // 1 + 3 = 4 = limit
+    expect(a.b).toEqual([5, 6]);
+    for (const r of reqs) expect(r.count).toBeGreaterThanOrEqual(1);
+  });
+
+  it('prefers non-origin neighbors, uses the origin only for what nobody else can serve', () => {
+    const reqs = schedule([{ ref, pieces: [0, 1, 2, 3] }], [nb('origin', 0, 'all', true), nb('s', 2, [0, 1])], opts);
+    const a = assignment(reqs);
+    expect(a.s).toEqual([0, 1]);
+    expect(a.origin).toEqual([2, 3]);
+    // the non-origin is full: the origin serves
+    const full = assignment(schedule([{ ref, pieces: [0] }], [nb('origin', 0, 'all', true), nb('s', 4, 'all')], opts));
+    expect(full).toEqual({ origin: [0] });
+  });
+
+  it('honours exclusions (timed out / bad) and urgency order', () => {
+    const reqs = schedule([
+      { ref, pieces: [0, 1], exclude: (id, i) => id === 'a' && i === 0 },
+      { ref: ref2, pieces: [0, 1, 2, 3] },
+    ], [nb('a', 0, 'all'), nb('b', 3, 'all')], { maxInflightPerNeighbor: 4, random: seededRandom(1) });
+    expect(reqs[0]).toMatchObject({ ref }); // urgent segment first
+    const seg1 = reqs.filter((r) => r.ref === ref);
+    expect(seg1.find((r) => r.neighborId === 'a' && r.index === 0)).toBeUndefined();
+    expect(reqs.reduce((n, r) => n + r.count, 0)).toBe(5); // capacity a:4 + b:1
+  });
+
+  it('coalesces contiguous pieces into one request and breaks ties randomly', () => {
+    const reqs = schedule([{ ref, pieces: [0, 1, 2, 3] }], [nb('a', 0, 'all')], { maxInflightPerNeighbor: 16, random: seededRandom(1) });
+    expect(reqs).toEqual([{ neighborId: 'a', ref, index: 0, count: 4 }]);
+    expect(coalesce([1, 2, 3, 7, 9, 10])).toEqual([[1, 3], [7, 1], [9, 2]]);
+    const picks = new Set<string>();
+    for (let s = 0; s < 20; s++) {
+      const r = schedule([{ ref, pieces: [0] }], [nb('a', 0, 'all'), nb('b', 0, 'all'), nb('c', 0, 'all')], { maxInflightPerNeighbor: 4, random: seededRandom(s) });
+      picks.add(r[0].neighborId);
+    }
+    expect(picks.size).toBe(3);
+  });
+});
+
+describe('RequestTracker', () => {
+  it('times requests out, lets them be re-requested elsewhere and reports duplicates', () => {
+    const t = new RequestTracker();
+    t.add('a', ref, 0, 0);
+    t.add('a', ref, 1, 0);
+    expect(t.countFor('a')).toBe(2);
+    expect(t.isActive(ref, 0)).toBe(true);
+    let r = t.expire(1000, 2000, 8000);
+    expect(r.timedOut).toEqual([]);
+    r = t.expire(2000, 2000, 8000);
+    expect(r.timedOut.map((x) => x.index)).toEqual([0, 1]);
+    expect(t.isActive(ref, 0)).toBe(false); // may be re-requested
+    expect(t.has('a', ref, 0)).toBe(true);  // a late answer is still expected
+    expect(t.countFor('a')).toBe(2);        // and still occupies a's queue
+    // re-request piece 0 from b; b answers: a's stale request is a duplicate to cancel
+    t.add('b', ref, 0, 2000);
+    expect(t.isActive(ref, 0)).toBe(true);
+    expect(t.removePiece(ref, 0).map((x) => x.neighborId).sort()).toEqual(['a', 'b']);
+    expect(t.countFor('b')).toBe(0);
+    // stale requests are forgotten after forgetMs
+    r = t.expire(8000, 2000, 8000);
+    expect(r.forgotten.map((x) => [x.neighborId, x.index])).toEqual([['a', 1]]);
+    expect(t.size).toBe(0);
+  });
+
+  it('drops a neighbor and a segment', () => {
+    const t = new RequestTracker();
+    t.add('a', ref, 0, 0);
+    t.add('b', ref, 1, 0);
+    t.add('a', ref2, 0, 0);
+    expect(t.removeNeighbor('a').length).toBe(2);
+    expect(t.countFor('a')).toBe(0);
+    expect(t.removeSegment(ref).map((x) => x.neighborId)).toEqual(['b']);
+    expect(t.size).toBe(0);
+  });
+});
