@@ -49,6 +49,15 @@ export const ENGINE_LIMITS = {
   forgetAfterTimeouts: 4,
   /** Interest 'all' fetches the newest segment of each rendition and this many before it. */
   backlogSegments: 3,
+  /**
+   * Viewers (interest other than 'all') leave a new segment to other peers for a random time up to
+   * this before pulling it from the origin's root peer: the first viewer to ask gets it from the
+   * origin and the rest from that viewer, so the origin uploads about one copy instead of one per
+   * neighbor. Seeders pull at once: they exist to carry the origin's copy into the swarm.
+   */
+  originPatienceMs: 1500,
+  /** ...unless a pending load's HTTP fallback time is this close: then the origin may serve at once. */
+  originUrgentMs: 1500,
 } as const;
 
 /** Rejection reasons that do not count towards a ban (benign races, forward compatibility). */
@@ -119,6 +128,8 @@ export class Engine implements EngineApi {
   private readonly crypto: CryptoProvider;
   private readonly log: Logger;
   private readonly http: HttpSource | undefined;
+  /** Segment key -> clock time from which a viewer may pull it from the origin (ENGINE_LIMITS.originPatienceMs). */
+  private readonly originOkAt = new Map<string, number>();
   private readonly interest: EngineOptions['interest'];
   private readonly maxNeighbors: number;
   private readonly windowSegments: number;
@@ -594,6 +605,9 @@ export class Engine implements EngineApi {
     const isNew = !this.store.get(ref);
     const { entry, evicted } = this.store.addManifest(m);
     this.onEvicted(evicted);
+    if (entry && isNew && this.interest !== 'all') {
+      this.originOkAt.set(entry.key, this.clock.now() + this.random.next() * ENGINE_LIMITS.originPatienceMs);
+    }
     if (entry && isNew && entry.pieces.length === 0) this.onComplete(entry, 'local');
     return entry;
   }
@@ -601,6 +615,7 @@ export class Engine implements EngineApi {
   private onEvicted(evicted: SegmentRef[]): void {
     for (const ref of evicted) {
       const key = segmentKey(ref);
+      this.originOkAt.delete(key);
       for (const r of this.requests.removeSegment(ref)) {
         const n = this.neighbors.get(r.neighborId);
         if (!n || n.state !== 'open') continue;
@@ -691,6 +706,11 @@ export class Engine implements EngineApi {
     return !!h && getBit(h.bitfield, index);
   }
 
+  private hasOpenNeighbor(): boolean {
+    for (const n of this.neighbors.values()) if (n.state === 'open') return true;
+    return false;
+  }
+
   /** Some open neighbor announced this piece and has not sent us a bad copy of it. */
   private anyNeighborCanServe(ref: SegmentRef, index: number): boolean {
     const pk = pieceKey(ref, index);
@@ -698,6 +718,15 @@ export class Engine implements EngineApi {
       if (n.state === 'open' && this.neighborHas(n, ref, index) && !n.badFor.has(pk)) return true;
     }
     return false;
+  }
+
+  /** True while the origin's root peer should not be asked for this segment yet (originPatienceMs). */
+  private originWaits(e: SegmentEntry, load: PendingLoad | undefined): boolean {
+    const okAt = this.originOkAt.get(e.key);
+    if (okAt === undefined) return false;
+    const now = this.clock.now();
+    if (now >= okAt) return false;
+    return !(load && load.deadline - load.httpMarginMs - now <= ENGINE_LIMITS.originUrgentMs);
   }
 
   /** Segments to fetch from peers, most urgent first. */
@@ -714,11 +743,13 @@ export class Engine implements EngineApi {
       }
       if (pieces.length === 0) return;
       const ref = e.ref;
+      const originWaits = this.originWaits(e, load);
       out.push({
         ref, pieces,
         exclude: (id, index) => {
           if (this.requests.has(id, ref, index)) return true;
           const n = this.neighbors.get(id);
+          if (n && originWaits && n.kind === 'origin') return true;
           return !!n && n.badFor.has(pieceKey(ref, index));
         },
       });
@@ -812,10 +843,13 @@ export class Engine implements EngineApi {
       if (late || !announced) this.fetchManifestHttp(load);
       return;
     }
+    // Before the deadline, pieces go to HTTP only when no neighbor is open at all: a neighbor
+    // that has not announced a new live segment yet usually will within the deadline.
+    const alone = !this.hasOpenNeighbor();
     const pieces: number[] = [];
     for (let i = 0; i < entry.pieces.length; i++) {
       if (getBit(entry.bitfield, i) || load.httpPieces.has(i)) continue;
-      if (late || (!this.requests.isActive(load.ref, i) && !this.anyNeighborCanServe(load.ref, i))) pieces.push(i);
+      if (late || (alone && !this.requests.isActive(load.ref, i) && !this.anyNeighborCanServe(load.ref, i))) pieces.push(i);
     }
     if (pieces.length > 0) this.fetchPiecesHttp(load, entry, pieces);
   }

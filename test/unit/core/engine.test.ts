@@ -1,6 +1,6 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { Engine } from '../../../peer/core/engine.js';
+import { Engine, ENGINE_LIMITS } from '../../../peer/core/engine.js';
 import { MsgType } from '../../../peer/core/codec.js';
 import { INIT_SEQ, type SegmentRef } from '../../../peer/core/types.js';
 import type { EngineEvents } from '../../../peer/core/engine-api.js';
@@ -38,10 +38,17 @@ function sumRejected(e: Engine): number {
   return Object.values(e.stats().rejectedFrames).reduce((a, b) => a + b, 0);
 }
 const far = () => env.clock.now() + 60_000;
+/** Lets a viewer's head start for other peers run out, so it may pull from the origin. */
+async function pastOriginPatience(...engines: Engine[]) {
+  env.clock.advance(ENGINE_LIMITS.originPatienceMs);
+  for (const e of engines) e.tick();
+  await env.net.settle();
+}
 /** Starts a load, pumps the network, returns the result. */
 async function load(e: Engine, ref: SegmentRef) {
   const p = e.loadSegment(ref, { deadline: far() });
   await env.net.settle();
+  await pastOriginPatience(e);
   return p;
 }
 
@@ -147,10 +154,50 @@ describe('Engine: distribution', () => {
     for (const rn of [R, '720p']) for (const q of [INIT_SEQ, 0, 1, 2, 3]) all.push(seg(q, 3000, rn));
     publish(o, ...all);
     await env.net.settle();
+    await pastOriginPatience(v);
     const held = (e: Engine) => all.filter((x) => e.hasSegment(x.ref)).map((x) => `${x.ref.rendition}/${x.ref.seq}`);
     expect(held(v)).toEqual(['360p/-1', '360p/2', '360p/3']);
     // seeder: both renditions, newest windowSegments (3) + init, backlog from newest-3
     expect(held(s)).toEqual(['360p/-1', '360p/1', '360p/2', '360p/3', '720p/-1', '720p/1', '720p/2', '720p/3']);
+  });
+});
+
+describe('Engine: sparing the origin', () => {
+  it('viewers give each other a head start, so the origin uploads one copy, not one per viewer', async () => {
+    const o = origin();
+    const vs = ['viewer-a', 'viewer-bb', 'viewer-ccc'].map((id) => viewer(id, { interest: 'following' }));
+    for (const v of vs) env.net.connect(o, v);
+    env.net.connect(vs[0], vs[1]);
+    env.net.connect(vs[1], vs[2]);
+    env.net.connect(vs[0], vs[2]);
+    await env.net.settle();
+    for (const v of vs) v.setPlaybackPosition({ rendition: R, seq: 1 });
+    const x = seg(1);
+    publish(o, x);
+    await env.net.settle();
+    expect(o.stats().bytesUploaded).toBe(0); // nobody pulls from the origin straight away
+    for (let t = 0; t <= ENGINE_LIMITS.originPatienceMs; t += 10) {
+      env.clock.advance(10);
+      for (const v of vs) v.tick();
+      await env.net.settle();
+    }
+    for (const v of vs) expect(v.hasSegment(x.ref)).toBe(true);
+    expect(o.stats().bytesUploaded).toBe(x.data.length);
+    expect(vs.reduce((n, v) => n + v.stats().bytesFromPeers, 0)).toBe(2 * x.data.length);
+  });
+
+  it('a load close to its deadline may use the origin at once', async () => {
+    const o = origin();
+    const v = viewer('viewer-1', { interest: 'following' });
+    env.net.connect(o, v);
+    await env.net.settle();
+    const x = seg(1);
+    publish(o, x);
+    await env.net.settle();
+    const p = v.loadSegment(x.ref, { deadline: env.clock.now() + 1000 });
+    await env.net.settle();
+    const r = await p;
+    expect(r.bytesBySource['origin-peer']).toBe(x.data.length);
   });
 });
 
@@ -475,7 +522,7 @@ describe('Engine: requests, timeouts, churn, backpressure', () => {
     expect(o.stats().bytesUploaded).toBe(0);
     ol.bufferedAmount = 0;
     o.tick();
-    await env.net.settle();
+    await pastOriginPatience(v);
     const r = await p;
     expect(equalBytes(r.data, x.data)).toBe(true);
     expect(r.bytesBySource['origin-peer']).toBe(x.data.length);
