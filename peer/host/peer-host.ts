@@ -1,0 +1,548 @@
+/**
+ * PeerHost: glues an Engine to the tracker (SignalingClient), a WebRTC Transport and timers.
+ * Isomorphic: no node:* imports; the WebSocket ctor, Transport and (optionally) timers are injected.
+ *
+ * Neighbor management
+ * - On welcome/peers, connect as initiator to sampled peers the engine wantsNeighbor() for, until
+ *   targetNeighbors links are open or connecting.
+ * - An incoming offer from a peer we have no connection with is accepted if
+ *   engine.wantsNeighbor(from) (and fewer than maxPendingIncoming answers are in progress),
+ *   else answered with {reject: 'full'}.
+ * - Glare (both sides offer at once): the lower peerId stays initiator; the higher one drops its
+ *   own attempt (no failure, no back-off) and answers the other's offer.
+ * - A connector's Link goes to engine.addLink() wrapped, so the host learns when it closes even
+ *   though the engine owns the Link's handlers.
+ * - Failed attempts back a peer off exponentially (5 s -> 5 min, jittered); a closed link backs
+ *   it off briefly (linkClosedBackoffMs). Below target, the host asks the tracker for peers
+ *   (rate-limited: at most every peersRequestMinMs after churn, and every peersIntervalMs).
+ * - engine.tick() every tickMs (from start(), even before the tracker answers, so the HTTP
+ *   fallback keeps working without a tracker); engine.stats() reported every reportMs.
+ */
+import type { EngineApi } from '../core/engine-api.js';
+import type { Link, Logger, PeerKind } from '../core/types.js';
+import { silentLogger } from '../core/types.js';
+import type { IceServer, PeerInfo, SignalData, WelcomeMessage } from '../core/signaling.js';
+import type { PeerConnector, Transport } from '../transport/transport-api.js';
+import type { PeerHostOptions, PeerHostStats } from './host-api.js';
+import { SignalingClient, type SignalingClientStats } from './signaling-client.js';
+import { globalTimers, type TimerHandle, type Timers } from './timers.js';
+
+export const HOST_DEFAULTS = {
+  targetNeighbors: 6,
+  tickMs: 50,
+  reportMs: 5000,
+  peersIntervalMs: 5000,
+  peersRequestMinMs: 2000,
+  failureBackoffMs: 5000,
+  maxFailureBackoffMs: 300_000,
+  linkClosedBackoffMs: 3000,
+  maxPendingIncoming: 8,
+  maxKnownPeers: 500,
+} as const;
+
+/** Extra knobs beyond the PeerHostOptions contract (tests, tuning). */
+export interface PeerHostExtraOptions {
+  timers?: Timers;
+  /** Uniform [0,1): jitter and candidate shuffling. Default Math.random. */
+  random?: () => number;
+  peersIntervalMs?: number;
+  peersRequestMinMs?: number;
+  failureBackoffMs?: number;
+  maxFailureBackoffMs?: number;
+  linkClosedBackoffMs?: number;
+  maxPendingIncoming?: number;
+  /** Tracker reconnect back-off bounds (default 1 s -> 30 s). */
+  reconnectMinMs?: number;
+  reconnectMaxMs?: number;
+}
+
+export interface PeerHostStatsDetail extends PeerHostStats {
+  /** Links handed to the engine and still open. */
+  links: number;
+  incomingAccepted: number;
+  rejectsSent: number;
+  glareResolved: number;
+  linksClosed: number;
+  knownPeers: number;
+  tracker: SignalingClientStats;
+}
+
+interface Conn {
+  remoteId: string;
+  initiator: boolean;
+  connector: PeerConnector;
+  state: 'connecting' | 'open';
+  startedAt: number;
+}
+
+interface Backoff {
+  failures: number;
+  until: number;
+}
+
+export class PeerHost {
+  private readonly engine: EngineApi;
+  private readonly transport: Transport;
+  private readonly log: Logger;
+  private readonly timers: Timers;
+  private readonly random: () => number;
+  private readonly target: number;
+  private readonly tickMs: number;
+  private readonly reportMs: number;
+  private readonly cfg: Required<Omit<PeerHostExtraOptions, 'timers' | 'random'>>;
+  private readonly client: SignalingClient;
+  private readonly myId: string;
+
+  private readonly conns = new Map<string, Conn>();
+  private readonly known = new Map<string, PeerInfo>();
+  private readonly backoff = new Map<string, Backoff>();
+  private iceServers: IceServer[] = [];
+  private running = false;
+  private stopped = false;
+  private tickTimer: TimerHandle | null = null;
+  private reportTimer: TimerHandle | null = null;
+  private maintainTimer: TimerHandle | null = null;
+  private lastPeersRequest = -Infinity;
+  private startPromise: Promise<void> | null = null;
+  private resolveStart: (() => void) | null = null;
+  private rejectStart: ((err: Error) => void) | null = null;
+  private readonly counters = {
+    connectAttempts: 0,
+    connectFailures: 0,
+    incomingAccepted: 0,
+    rejectsSent: 0,
+    glareResolved: 0,
+    linksClosed: 0,
+  };
+
+  constructor(opts: PeerHostOptions & PeerHostExtraOptions) {
+    if (!opts || !opts.engine || !opts.transport || !opts.webSocket) throw new TypeError('engine, transport and webSocket are required');
+    if (typeof opts.trackerUrl !== 'string' || !/^wss?:\/\//i.test(opts.trackerUrl)) throw new TypeError('trackerUrl must be ws:// or wss://');
+    const posInt = (v: number | undefined, d: number, name: string, min = 1): number => {
+      const x = v ?? d;
+      if (!Number.isInteger(x) || x < min) throw new TypeError(`${name} must be an integer >= ${min}`);
+      return x;
+    };
+    this.engine = opts.engine;
+    this.myId = opts.engine.peerId;
+    this.transport = opts.transport;
+    this.log = opts.log ?? silentLogger;
+    this.timers = opts.timers ?? globalTimers;
+    this.random = opts.random ?? Math.random;
+    this.target = posInt(opts.targetNeighbors, HOST_DEFAULTS.targetNeighbors, 'targetNeighbors', 0);
+    this.tickMs = posInt(opts.tickMs, HOST_DEFAULTS.tickMs, 'tickMs');
+    this.reportMs = posInt(opts.reportMs, HOST_DEFAULTS.reportMs, 'reportMs');
+    this.cfg = {
+      peersIntervalMs: posInt(opts.peersIntervalMs, HOST_DEFAULTS.peersIntervalMs, 'peersIntervalMs'),
+      peersRequestMinMs: posInt(opts.peersRequestMinMs, HOST_DEFAULTS.peersRequestMinMs, 'peersRequestMinMs', 0),
+      failureBackoffMs: posInt(opts.failureBackoffMs, HOST_DEFAULTS.failureBackoffMs, 'failureBackoffMs'),
+      maxFailureBackoffMs: posInt(opts.maxFailureBackoffMs, HOST_DEFAULTS.maxFailureBackoffMs, 'maxFailureBackoffMs'),
+      linkClosedBackoffMs: posInt(opts.linkClosedBackoffMs, HOST_DEFAULTS.linkClosedBackoffMs, 'linkClosedBackoffMs', 0),
+      maxPendingIncoming: posInt(opts.maxPendingIncoming, HOST_DEFAULTS.maxPendingIncoming, 'maxPendingIncoming'),
+      reconnectMinMs: posInt(opts.reconnectMinMs, 1000, 'reconnectMinMs'),
+      reconnectMaxMs: posInt(opts.reconnectMaxMs, 30_000, 'reconnectMaxMs'),
+    };
+    this.client = new SignalingClient(
+      {
+        url: opts.trackerUrl,
+        channel: opts.channel,
+        kind: opts.kind,
+        peerId: this.myId,
+        publishKey: opts.publishKey,
+        webSocket: opts.webSocket,
+        log: this.log,
+        timers: this.timers,
+        random: this.random,
+        minBackoffMs: this.cfg.reconnectMinMs,
+        maxBackoffMs: this.cfg.reconnectMaxMs,
+      },
+      {
+        onWelcome: (m) => this.onWelcome(m),
+        onPeers: (peers) => this.onPeers(peers),
+        onSignal: (from, kind, data) => this.onSignal(from, kind, data),
+        onDisconnected: () => this.log.info({}, 'tracker disconnected; links stay up, reconnecting'),
+      },
+    );
+  }
+
+  get peerId(): string {
+    return this.myId;
+  }
+
+  /**
+   * Connects to the tracker and starts ticking the engine. Resolves after the first welcome
+   * (idempotent: later calls return the same promise); rejects if stop() comes first. The host
+   * keeps reconnecting to the tracker in the background either way.
+   */
+  start(): Promise<void> {
+    if (this.startPromise) return this.startPromise;
+    this.startPromise = new Promise<void>((resolve, reject) => {
+      this.resolveStart = resolve;
+      this.rejectStart = reject;
+    });
+    if (this.stopped) {
+      this.rejectStart?.(new Error('PeerHost stopped'));
+      return this.startPromise;
+    }
+    this.running = true;
+    this.tickTimer = this.timers.setInterval(() => this.safeTick(), this.tickMs);
+    this.reportTimer = this.timers.setInterval(() => this.report(), this.reportMs);
+    this.maintainTimer = this.timers.setInterval(() => this.maintain(), this.cfg.peersIntervalMs);
+    this.client.start();
+    return this.startPromise;
+  }
+
+  /** Leaves the tracker, closes every connection (the engine sees its links close), stops timers. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.running = false;
+    for (const t of [this.tickTimer, this.reportTimer, this.maintainTimer]) if (t !== null) this.timers.clearInterval(t);
+    this.tickTimer = this.reportTimer = this.maintainTimer = null;
+    this.client.stop();
+    for (const c of [...this.conns.values()]) {
+      this.conns.delete(c.remoteId);
+      try {
+        c.connector.close();
+      } catch (err) {
+        this.log.debug({ err: String(err) }, 'connector close failed');
+      }
+    }
+    this.known.clear();
+    this.backoff.clear();
+    if (this.rejectStart) this.rejectStart(new Error('PeerHost stopped before the tracker answered'));
+    this.resolveStart = this.rejectStart = null;
+  }
+
+  /** ICE servers from the latest welcome (empty before the first one). */
+  getIceServers(): IceServer[] {
+    return this.iceServers.map((s) => ({ ...s }));
+  }
+
+  stats(): PeerHostStatsDetail {
+    let connecting = 0;
+    let links = 0;
+    for (const c of this.conns.values()) c.state === 'open' ? links++ : connecting++;
+    return {
+      trackerConnected: this.client.isWelcomed,
+      connecting,
+      connectAttempts: this.counters.connectAttempts,
+      connectFailures: this.counters.connectFailures,
+      links,
+      incomingAccepted: this.counters.incomingAccepted,
+      rejectsSent: this.counters.rejectsSent,
+      glareResolved: this.counters.glareResolved,
+      linksClosed: this.counters.linksClosed,
+      knownPeers: this.known.size,
+      tracker: this.client.stats(),
+    };
+  }
+
+  // ------------------------------------------------------------------ tracker events
+
+  private onWelcome(m: WelcomeMessage): void {
+    if (this.stopped) return;
+    this.iceServers = m.iceServers;
+    this.log.info({ peerId: m.peerId, peers: m.peers.length, iceServers: m.iceServers.length }, 'joined tracker');
+    const resolve = this.resolveStart;
+    this.resolveStart = this.rejectStart = null;
+    resolve?.();
+    this.onPeers(m.peers);
+  }
+
+  private onPeers(peers: PeerInfo[]): void {
+    if (this.stopped) return;
+    for (const p of peers) {
+      if (p.peerId === this.myId) continue;
+      this.known.delete(p.peerId); // re-insert: most recently seen last
+      this.known.set(p.peerId, p);
+    }
+    while (this.known.size > HOST_DEFAULTS.maxKnownPeers) {
+      const oldest = this.known.keys().next().value as string;
+      this.known.delete(oldest);
+    }
+    this.fillNeighbors(peers.map((p) => p.peerId));
+  }
+
+  private onSignal(from: string, _kind: PeerKind, data: SignalData): void {
+    if (this.stopped || from === this.myId) return;
+    const existing = this.conns.get(from);
+    const isOffer = 'sdp' in data && data.sdp.type === 'offer';
+    if (existing) {
+      if (isOffer) {
+        if (existing.initiator && existing.state === 'connecting') {
+          // Glare: both offered. The lower peerId stays initiator.
+          if (this.myId < from) return; // they will drop theirs and answer ours
+          this.counters.glareResolved++;
+          this.log.debug({ remoteId: from }, 'glare: dropping our offer, answering theirs');
+          this.conns.delete(from);
+          existing.connector.close();
+          this.accept(from, data);
+          return;
+        }
+        // A fresh offer on a live or answering connection: the remote restarted. Replace it.
+        this.log.debug({ remoteId: from, state: existing.state }, 'new offer replaces an existing connection');
+        this.conns.delete(from);
+        existing.connector.close();
+        this.accept(from, data);
+        return;
+      }
+      void existing.connector.handleSignal(data).catch((err: unknown) => this.log.debug({ err: String(err) }, 'handleSignal failed'));
+      return;
+    }
+    if (isOffer) this.accept(from, data);
+    // Candidates/answers/rejects for connections we no longer have are stale: ignore them.
+  }
+
+  // ------------------------------------------------------------------ connections
+
+  private pendingIncoming(): number {
+    let n = 0;
+    for (const c of this.conns.values()) if (!c.initiator && c.state === 'connecting') n++;
+    return n;
+  }
+
+  /** An offer from a peer we hold no connection with (any old one was closed just before). */
+  private accept(from: string, offer: SignalData): void {
+    if (!this.engine.wantsNeighbor(from) || this.pendingIncoming() >= this.cfg.maxPendingIncoming) {
+      this.counters.rejectsSent++;
+      this.client.signal(from, { reject: 'full' });
+      return;
+    }
+    this.counters.incomingAccepted++;
+    const conn = this.createConn(from, false);
+    if (!conn) {
+      this.client.signal(from, { reject: 'error' });
+      return;
+    }
+    void conn.connector.handleSignal(offer).catch((err: unknown) => this.log.debug({ err: String(err) }, 'handleSignal(offer) failed'));
+  }
+
+  /** Creates a connector; null (counted as a failed attempt, peer backed off) if the transport throws. */
+  private createConn(remoteId: string, initiator: boolean): Conn | null {
+    this.counters.connectAttempts++;
+    let conn: Conn | null = null;
+    let connector: PeerConnector;
+    try {
+      connector = this.makeConnector(remoteId, initiator, () => conn);
+    } catch (err) {
+      this.log.warn({ remoteId, err: String(err) }, 'transport.connect threw');
+      this.counters.connectFailures++;
+      const b = this.backoff.get(remoteId);
+      const failures = (b?.failures ?? 0) + 1;
+      this.backoff.set(remoteId, { failures, until: this.timers.now() + this.cfg.maxFailureBackoffMs });
+      return null;
+    }
+    conn = { remoteId, initiator, connector, state: 'connecting', startedAt: this.timers.now() };
+    this.conns.set(remoteId, conn);
+    return conn;
+  }
+
+  private makeConnector(remoteId: string, initiator: boolean, current: () => Conn | null): PeerConnector {
+    return this.transport.connect({
+      remoteId,
+      initiator,
+      iceServers: this.iceServers,
+      sendSignal: (data) => {
+        const conn = current();
+        if (conn && this.conns.get(remoteId) === conn) this.client.signal(remoteId, data);
+        else if (!conn && !this.stopped) this.client.signal(remoteId, data); // synchronous send during connect()
+      },
+      onLink: (link) => {
+        const conn = current();
+        if (!conn || this.conns.get(remoteId) !== conn || this.stopped) {
+          link.close();
+          return;
+        }
+        this.onLinkOpen(conn, link);
+      },
+      onFailed: (reason) => {
+        const conn = current();
+        if (!conn || this.conns.get(remoteId) !== conn) return;
+        this.onConnectFailed(conn, reason);
+      },
+    });
+  }
+
+  private onLinkOpen(conn: Conn, link: Link): void {
+    conn.state = 'open';
+    this.backoff.delete(conn.remoteId);
+    this.log.debug({ remoteId: conn.remoteId, ms: Math.round(this.timers.now() - conn.startedAt), initiator: conn.initiator }, 'link open');
+    const wrapped = new HostLink(link, () => this.onLinkClosed(conn));
+    this.engine.addLink(wrapped);
+  }
+
+  private onLinkClosed(conn: Conn): void {
+    if (this.conns.get(conn.remoteId) !== conn) return;
+    this.conns.delete(conn.remoteId);
+    this.counters.linksClosed++;
+    if (this.stopped) return;
+    this.setBackoff(conn.remoteId, this.cfg.linkClosedBackoffMs, false);
+    this.log.debug({ remoteId: conn.remoteId }, 'link closed');
+    this.afterChurn();
+  }
+
+  private onConnectFailed(conn: Conn, reason: string): void {
+    this.conns.delete(conn.remoteId);
+    this.counters.connectFailures++;
+    if (this.stopped) return;
+    const b = this.backoff.get(conn.remoteId);
+    const failures = (b?.failures ?? 0) + 1;
+    const base = Math.min(this.cfg.maxFailureBackoffMs, this.cfg.failureBackoffMs * 2 ** Math.min(failures - 1, 20));
+    this.backoff.set(conn.remoteId, { failures, until: this.timers.now() + base * (0.75 + 0.5 * this.random()) });
+    this.log.debug({ remoteId: conn.remoteId, reason, failures }, 'connect failed');
+    this.afterChurn();
+  }
+
+  private setBackoff(peerId: string, ms: number, countFailure: boolean): void {
+    const b = this.backoff.get(peerId);
+    this.backoff.set(peerId, { failures: (b?.failures ?? 0) + (countFailure ? 1 : 0), until: this.timers.now() + ms });
+  }
+
+  private inBackoff(peerId: string, now: number): boolean {
+    const b = this.backoff.get(peerId);
+    return b !== undefined && b.until > now;
+  }
+
+  /** After a failure or a closed link: try known peers, and ask the tracker (rate-limited). */
+  private afterChurn(): void {
+    if (!this.running) return;
+    this.fillNeighbors();
+    if (this.conns.size < this.target) this.requestPeers();
+  }
+
+  private requestPeers(): void {
+    const now = this.timers.now();
+    if (now - this.lastPeersRequest < this.cfg.peersRequestMinMs) return;
+    if (!this.client.isWelcomed) return;
+    this.lastPeersRequest = now;
+    this.client.requestPeers(Math.max(this.target * 2, 8));
+  }
+
+  /** Initiates connections until target is reached; `preferred` (a fresh sample) first. */
+  private fillNeighbors(preferred: string[] = []): void {
+    if (!this.running || !this.client.isWelcomed) return;
+    const now = this.timers.now();
+    const seen = new Set<string>();
+    const order = [...preferred];
+    // Then the other known peers, shuffled so that peers don't all pick the same ones.
+    const rest = [...this.known.keys()];
+    for (let i = rest.length - 1; i > 0; i--) {
+      const j = Math.floor(this.random() * (i + 1));
+      [rest[i], rest[j]] = [rest[j], rest[i]];
+    }
+    order.push(...rest);
+    for (const id of order) {
+      if (this.conns.size >= this.target) break;
+      if (seen.has(id)) continue;
+      seen.add(id);
+      if (id === this.myId || this.conns.has(id) || this.inBackoff(id, now)) continue;
+      if (!this.known.has(id)) continue;
+      if (!this.engine.wantsNeighbor(id)) continue;
+      this.createConn(id, true);
+    }
+  }
+
+  /** Periodic: ask for peers while below target, retry known peers whose back-off expired. */
+  private maintain(): void {
+    if (!this.running) return;
+    const now = this.timers.now();
+    for (const [id, b] of this.backoff) {
+      if (b.until <= now && b.failures === 0) this.backoff.delete(id);
+      // Forget peers that keep failing: the tracker will offer them again if they are alive.
+      if (b.failures >= 6 && b.until <= now) {
+        this.backoff.delete(id);
+        this.known.delete(id);
+      }
+    }
+    if (this.conns.size < this.target) {
+      this.fillNeighbors();
+      if (this.conns.size < this.target) this.requestPeers();
+    }
+  }
+
+  private safeTick(): void {
+    try {
+      this.engine.tick();
+    } catch (err) {
+      this.log.error({ err: String(err) }, 'engine.tick threw');
+    }
+  }
+
+  private report(): void {
+    if (!this.client.isWelcomed) return;
+    let s;
+    try {
+      s = this.engine.stats();
+    } catch (err) {
+      this.log.error({ err: String(err) }, 'engine.stats threw');
+      return;
+    }
+    const h = this.stats();
+    const rejected = Object.values(s.rejectedFrames ?? {}).reduce((a, b) => a + (Number.isFinite(b) ? b : 0), 0);
+    const stats: Record<string, number> = {
+      bytesFromPeers: s.bytesFromPeers,
+      bytesFromOriginPeer: s.bytesFromOriginPeer,
+      bytesFromHttp: s.bytesFromHttp,
+      bytesUploaded: s.bytesUploaded,
+      peers: s.peers,
+      badPieces: s.badPieces,
+      rejectedFrames: rejected,
+      segmentsStored: s.segmentsStored,
+      links: h.links,
+      connecting: h.connecting,
+      connectAttempts: h.connectAttempts,
+      connectFailures: h.connectFailures,
+    };
+    for (const k of Object.keys(stats)) if (!Number.isFinite(stats[k])) delete stats[k];
+    this.client.report(stats);
+  }
+}
+
+/**
+ * The Link handed to the engine: forwards everything to the transport's Link, and tells the host
+ * when it closes (the engine owns onMessage/onClose, so the host cannot use them itself).
+ */
+class HostLink implements Link {
+  onClose: (() => void) | null = null;
+  private closedOnce = false;
+
+  constructor(private readonly inner: Link, private readonly hostOnClose: () => void) {
+    inner.onClose = () => this.closed();
+  }
+
+  get remoteId(): string {
+    return this.inner.remoteId;
+  }
+
+  get bufferedAmount(): number {
+    return this.inner.bufferedAmount;
+  }
+
+  get onMessage(): ((frame: Uint8Array) => void) | null {
+    return this.inner.onMessage;
+  }
+
+  set onMessage(h: ((frame: Uint8Array) => void) | null) {
+    this.inner.onMessage = h;
+  }
+
+  send(frame: Uint8Array): void {
+    this.inner.send(frame);
+  }
+
+  close(): void {
+    this.inner.close();
+    // Transports call onClose from close(); make sure the host hears about it regardless.
+    this.closed();
+  }
+
+  private closed(): void {
+    if (this.closedOnce) return;
+    this.closedOnce = true;
+    this.hostOnClose();
+    const cb = this.onClose;
+    this.onClose = null;
+    cb?.();
+  }
+}

@@ -1,0 +1,426 @@
+/**
+ * Isomorphic tracker client (browsers' WebSocket or `ws` in Node, injected). Speaks the
+ * protocol of peer/core/signaling.ts: sends `join` on every (re)connection with the same peerId,
+ * validates every incoming frame (hostile until validated: malformed ones are dropped and
+ * counted), relays signals, asks for peers, sends reports, and reconnects after a drop with
+ * exponential back-off (1 s -> 30 s, with jitter), reset by the next welcome.
+ *
+ * A client-side token bucket keeps us under the tracker's rate limit (SIGNAL_RATE_PER_SEC,
+ * SIGNAL_BURST) with a margin: excess messages are dropped and counted rather than getting the
+ * socket closed with 1008.
+ */
+import type { Logger, PeerKind } from '../core/types.js';
+import { silentLogger } from '../core/types.js';
+import {
+  SIGNAL_BURST, SIGNAL_MAX_BYTES, SIGNAL_RATE_PER_SEC,
+  type ClientMessage, type IceServer, type PeerInfo, type SignalData, type TrackerMessage, type WelcomeMessage,
+} from '../core/signaling.js';
+import type { WebSocketCtor, WebSocketLike } from './host-api.js';
+import { globalTimers, type TimerHandle, type Timers } from './timers.js';
+
+export const RECONNECT_MIN_MS = 1_000;
+export const RECONNECT_MAX_MS = 30_000;
+const WS_OPEN = 1;
+const PEER_ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
+const KINDS: readonly PeerKind[] = ['origin', 'seeder', 'browser'];
+const MAX_PEERS_IN_MESSAGE = 1000;
+const MAX_ICE_SERVERS = 16;
+
+// ------------------------------------------------------------------ validation
+
+function isObj(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function isShortString(v: unknown, max: number): v is string {
+  return typeof v === 'string' && v.length <= max;
+}
+
+function isKind(v: unknown): v is PeerKind {
+  return typeof v === 'string' && (KINDS as readonly string[]).includes(v);
+}
+
+export function isPeerId(v: unknown): v is string {
+  return typeof v === 'string' && PEER_ID_RE.test(v);
+}
+
+function validPeerInfo(v: unknown): PeerInfo | null {
+  if (!isObj(v) || !isPeerId(v.peerId) || !isKind(v.kind)) return null;
+  return { peerId: v.peerId, kind: v.kind };
+}
+
+function validPeers(v: unknown): PeerInfo[] | null {
+  if (!Array.isArray(v) || v.length > MAX_PEERS_IN_MESSAGE) return null;
+  const out: PeerInfo[] = [];
+  for (const p of v) {
+    const info = validPeerInfo(p);
+    if (!info) return null;
+    out.push(info);
+  }
+  return out;
+}
+
+function validIceServer(v: unknown): IceServer | null {
+  if (!isObj(v)) return null;
+  const urls = v.urls;
+  const okUrl = (u: unknown) => isShortString(u, 512) && /^(stuns?|turns?):/i.test(u);
+  if (!(okUrl(urls) || (Array.isArray(urls) && urls.length > 0 && urls.length <= 8 && urls.every(okUrl)))) return null;
+  const s: IceServer = { urls: Array.isArray(urls) ? (urls as string[]).slice() : (urls as string) };
+  if (v.username !== undefined) {
+    if (!isShortString(v.username, 512)) return null;
+    s.username = v.username;
+  }
+  if (v.credential !== undefined) {
+    if (!isShortString(v.credential, 512)) return null;
+    s.credential = v.credential;
+  }
+  return s;
+}
+
+/** Validates a relayed SignalData (it comes from another peer: even more hostile). */
+export function validSignalData(v: unknown): SignalData | null {
+  if (!isObj(v)) return null;
+  const keys = Object.keys(v);
+  if (keys.length !== 1) return null;
+  if ('sdp' in v) {
+    const sdp = v.sdp;
+    if (!isObj(sdp) || (sdp.type !== 'offer' && sdp.type !== 'answer') || !isShortString(sdp.sdp, SIGNAL_MAX_BYTES)) return null;
+    return { sdp: { type: sdp.type, sdp: sdp.sdp } };
+  }
+  if ('candidate' in v) {
+    const c = v.candidate;
+    if (c === null) return { candidate: null };
+    if (!isObj(c) || !isShortString(c.candidate, 1024)) return null;
+    const out: { candidate: string; sdpMid?: string | null; sdpMLineIndex?: number | null } = { candidate: c.candidate };
+    if (c.sdpMid !== undefined) {
+      if (c.sdpMid !== null && !isShortString(c.sdpMid, 64)) return null;
+      out.sdpMid = c.sdpMid as string | null;
+    }
+    if (c.sdpMLineIndex !== undefined) {
+      if (c.sdpMLineIndex !== null && !(Number.isInteger(c.sdpMLineIndex) && (c.sdpMLineIndex as number) >= 0 && (c.sdpMLineIndex as number) < 256)) return null;
+      out.sdpMLineIndex = c.sdpMLineIndex as number | null;
+    }
+    return { candidate: out };
+  }
+  if ('reject' in v) {
+    if (!isShortString(v.reject, 128)) return null;
+    return { reject: v.reject };
+  }
+  return null;
+}
+
+/** Parses and validates one tracker frame; null if it is not a well-formed TrackerMessage. */
+export function parseTrackerMessage(raw: unknown): TrackerMessage | null {
+  let text: string;
+  if (typeof raw === 'string') text = raw;
+  else if (raw instanceof ArrayBuffer) text = new TextDecoder().decode(raw);
+  else if (ArrayBuffer.isView(raw)) text = new TextDecoder().decode(raw as Uint8Array);
+  else return null;
+  if (text.length > SIGNAL_MAX_BYTES) return null;
+  let m: unknown;
+  try {
+    m = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  if (!isObj(m)) return null;
+  switch (m.type) {
+    case 'welcome': {
+      if (!isPeerId(m.peerId) || !Array.isArray(m.iceServers) || m.iceServers.length > MAX_ICE_SERVERS) return null;
+      const iceServers: IceServer[] = [];
+      for (const s of m.iceServers) {
+        const v = validIceServer(s);
+        if (!v) return null;
+        iceServers.push(v);
+      }
+      const peers = validPeers(m.peers ?? []);
+      if (!peers) return null;
+      const resumeToken = typeof m.resumeToken === 'string' && m.resumeToken.length <= 128 ? m.resumeToken : undefined;
+      return { type: 'welcome', peerId: m.peerId, iceServers, peers, ...(resumeToken ? { resumeToken } : {}) };
+    }
+    case 'peers': {
+      const peers = validPeers(m.peers);
+      return peers ? { type: 'peers', peers } : null;
+    }
+    case 'signal': {
+      if (!isPeerId(m.from) || !isKind(m.fromKind)) return null;
+      const data = validSignalData(m.data);
+      return data ? { type: 'signal', from: m.from, fromKind: m.fromKind, data } : null;
+    }
+    case 'error':
+      return isShortString(m.reason, 1024) ? { type: 'error', reason: m.reason } : null;
+    default:
+      return null;
+  }
+}
+
+// ------------------------------------------------------------------ client
+
+export interface SignalingClientHandlers {
+  onWelcome?(msg: WelcomeMessage): void;
+  onPeers?(peers: PeerInfo[]): void;
+  onSignal?(from: string, fromKind: PeerKind, data: SignalData): void;
+  onTrackerError?(reason: string): void;
+  /** The socket dropped (a reconnect is scheduled unless stopped). */
+  onDisconnected?(): void;
+}
+
+export interface SignalingClientOptions {
+  url: string;
+  channel: string;
+  kind: PeerKind;
+  peerId: string;
+  publishKey?: string;
+  webSocket: WebSocketCtor;
+  log?: Logger;
+  timers?: Timers;
+  /** Uniform [0,1) for back-off jitter. Default Math.random. */
+  random?: () => number;
+  minBackoffMs?: number;
+  maxBackoffMs?: number;
+  /** Client-side send budget (messages/s, burst). Defaults: 80% of the tracker's limits. */
+  rateLimit?: { perSecond: number; burst: number };
+}
+
+export interface SignalingClientStats {
+  connected: boolean;
+  welcomed: boolean;
+  connects: number;
+  disconnects: number;
+  received: number;
+  malformed: number;
+  sent: number;
+  droppedRateLimited: number;
+  droppedNotConnected: number;
+  trackerErrors: number;
+}
+
+export class SignalingClient {
+  private ws: WebSocketLike | null = null;
+  private stopped = true;
+  private welcomed = false;
+  private attempt = 0;
+  private reconnectTimer: TimerHandle | null = null;
+  private tokens: number;
+  private tokensAt: number;
+  private readonly timers: Timers;
+  private readonly log: Logger;
+  private readonly random: () => number;
+  private readonly minBackoff: number;
+  private readonly maxBackoff: number;
+  private readonly rate: { perSecond: number; burst: number };
+  private readonly counters = {
+    connects: 0, disconnects: 0, received: 0, malformed: 0, sent: 0,
+    droppedRateLimited: 0, droppedNotConnected: 0, trackerErrors: 0,
+  };
+  /** The last welcome (ICE servers, our confirmed peerId). */
+  lastWelcome: WelcomeMessage | null = null;
+
+  constructor(private readonly opts: SignalingClientOptions, private readonly handlers: SignalingClientHandlers) {
+    if (!isPeerId(opts.peerId)) throw new TypeError('invalid peerId');
+    this.timers = opts.timers ?? globalTimers;
+    this.log = opts.log ?? silentLogger;
+    this.random = opts.random ?? Math.random;
+    this.minBackoff = opts.minBackoffMs ?? RECONNECT_MIN_MS;
+    this.maxBackoff = opts.maxBackoffMs ?? RECONNECT_MAX_MS;
+    this.rate = opts.rateLimit ?? {
+      perSecond: Math.floor(SIGNAL_RATE_PER_SEC * 0.8),
+      burst: Math.floor(SIGNAL_BURST * 0.8),
+    };
+    this.tokens = this.rate.burst;
+    this.tokensAt = this.timers.now();
+  }
+
+  get isConnected(): boolean {
+    return this.ws !== null && this.ws.readyState === WS_OPEN;
+  }
+
+  get isWelcomed(): boolean {
+    return this.welcomed && this.isConnected;
+  }
+
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.open();
+  }
+
+  /** Sends leave (if connected), closes the socket, cancels reconnects. */
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.reconnectTimer !== null) {
+      this.timers.clearTimeout(this.reconnectTimer);
+      this.reconnectTimer = null;
+    }
+    const ws = this.ws;
+    this.ws = null;
+    this.welcomed = false;
+    if (ws) {
+      if (ws.readyState === WS_OPEN) {
+        try {
+          ws.send(JSON.stringify({ type: 'leave' }));
+        } catch {
+          /* ignore */
+        }
+      }
+      detach(ws);
+      try {
+        ws.close(1000, 'leave');
+      } catch {
+        /* ignore */
+      }
+    }
+  }
+
+  signal(to: string, data: SignalData): boolean {
+    return this.send({ type: 'signal', to, data });
+  }
+
+  requestPeers(max?: number): boolean {
+    return this.send(max === undefined ? { type: 'peers' } : { type: 'peers', max });
+  }
+
+  report(stats: Record<string, number>): boolean {
+    return this.send({ type: 'report', stats });
+  }
+
+  stats(): SignalingClientStats {
+    return { connected: this.isConnected, welcomed: this.isWelcomed, ...this.counters };
+  }
+
+  /** Sends one message if connected and within the rate budget; false if it was dropped. */
+  send(msg: ClientMessage): boolean {
+    const ws = this.ws;
+    if (!ws || ws.readyState !== WS_OPEN || (!this.welcomed && msg.type !== 'join')) {
+      this.counters.droppedNotConnected++;
+      return false;
+    }
+    if (!this.takeToken()) {
+      this.counters.droppedRateLimited++;
+      return false;
+    }
+    const text = JSON.stringify(msg);
+    if (text.length > SIGNAL_MAX_BYTES) {
+      this.log.warn({ type: msg.type, bytes: text.length }, 'signaling message too large, dropped');
+      return false;
+    }
+    try {
+      ws.send(text);
+      this.counters.sent++;
+      return true;
+    } catch (err) {
+      this.log.debug({ err: String(err) }, 'ws send failed');
+      return false;
+    }
+  }
+
+  private takeToken(): boolean {
+    const now = this.timers.now();
+    this.tokens = Math.min(this.rate.burst, this.tokens + ((now - this.tokensAt) / 1000) * this.rate.perSecond);
+    this.tokensAt = now;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+
+  private open(): void {
+    if (this.stopped) return;
+    let ws: WebSocketLike;
+    try {
+      ws = new this.opts.webSocket(this.opts.url);
+    } catch (err) {
+      this.log.warn({ err: String(err), url: this.opts.url }, 'tracker socket could not be created');
+      this.scheduleReconnect();
+      return;
+    }
+    this.ws = ws;
+    this.welcomed = false;
+    ws.onopen = () => {
+      if (this.ws !== ws) return;
+      this.counters.connects++;
+      const join: ClientMessage = {
+        type: 'join',
+        channel: this.opts.channel,
+        kind: this.opts.kind,
+        peerId: this.opts.peerId,
+        ...(this.opts.publishKey ? { publishKey: this.opts.publishKey } : {}),
+        // Proves we own our id if the tracker still holds our previous connection.
+        ...(this.lastWelcome?.resumeToken && this.lastWelcome.peerId === this.opts.peerId ? { resumeToken: this.lastWelcome.resumeToken } : {}),
+      };
+      this.send(join);
+    };
+    ws.onmessage = (ev) => {
+      if (this.ws !== ws) return;
+      this.onFrame(ev?.data);
+    };
+    ws.onerror = () => {
+      /* a close event follows */
+    };
+    ws.onclose = () => {
+      if (this.ws !== ws) return;
+      detach(ws);
+      this.ws = null;
+      const wasWelcomed = this.welcomed;
+      this.welcomed = false;
+      this.counters.disconnects++;
+      this.log.info({ welcomed: wasWelcomed }, 'tracker connection closed');
+      this.handlers.onDisconnected?.();
+      this.scheduleReconnect();
+    };
+  }
+
+  private scheduleReconnect(): void {
+    if (this.stopped || this.reconnectTimer !== null) return;
+    const base = Math.min(this.maxBackoff, this.minBackoff * 2 ** Math.min(this.attempt, 20));
+    this.attempt++;
+    // Jitter: uniformly in [base/2, base] so a tracker restart is not hit by everyone at once.
+    const delay = Math.round(base * (0.5 + 0.5 * this.random()));
+    this.log.debug({ delay, attempt: this.attempt }, 'tracker reconnect scheduled');
+    this.reconnectTimer = this.timers.setTimeout(() => {
+      this.reconnectTimer = null;
+      this.open();
+    }, delay);
+  }
+
+  private onFrame(raw: unknown): void {
+    this.counters.received++;
+    const msg = parseTrackerMessage(raw);
+    if (!msg) {
+      this.counters.malformed++;
+      if (this.counters.malformed <= 10) this.log.warn({}, 'malformed tracker message dropped');
+      return;
+    }
+    switch (msg.type) {
+      case 'welcome':
+        if (msg.peerId !== this.opts.peerId) {
+          this.log.warn({ ours: this.opts.peerId, theirs: msg.peerId }, 'tracker assigned a different peerId');
+        }
+        this.welcomed = true;
+        this.attempt = 0;
+        this.lastWelcome = msg;
+        this.handlers.onWelcome?.(msg);
+        break;
+      case 'peers':
+        if (this.welcomed) this.handlers.onPeers?.(msg.peers);
+        break;
+      case 'signal':
+        if (this.welcomed) this.handlers.onSignal?.(msg.from, msg.fromKind, msg.data);
+        break;
+      case 'error':
+        this.counters.trackerErrors++;
+        this.log.warn({ reason: msg.reason }, 'tracker error');
+        this.handlers.onTrackerError?.(msg.reason);
+        break;
+    }
+  }
+}
+
+function detach(ws: WebSocketLike): void {
+  ws.onopen = null;
+  ws.onmessage = null;
+  ws.onclose = null;
+  // Keep a no-op error handler: `ws` (Node) throws on an 'error' event nobody listens to, which a
+  // close() during the handshake emits.
+  ws.onerror = () => {};
+}
