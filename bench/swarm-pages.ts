@@ -38,7 +38,7 @@ function findProcs(): Record<string, number> {
     if (isNode && cmd.includes('peer/node/seed.ts')) out.seeder = Number(d);
     else if (isNode && cmd.includes('server/main.ts')) out.origin = Number(d);
     else if (isNode && cmd.includes('tracker/main.ts')) out.tracker = Number(d);
-    else if (/ffmpeg .*lavfi/.test(cmd)) out.ffmpeg = Number(d);
+    else if (/(^|\/)ffmpeg$/.test(cmd.split(' ')[0]) && cmd.includes('lavfi')) out.ffmpeg = Number(d);
   }
   return out;
 }
