@@ -75,7 +75,20 @@ export const DEFAULT_LADDER: LadderRung[] = [
   { name: '240p', width: 426, height: 240, videoBitrate: 400_000, audioBitrate: 64_000 },
 ];
 
-export type SourceSpec = { type: 'testsrc' } | { type: 'file'; path: string; loop: boolean };
+/**
+ * What ffmpeg reads:
+ * - `testsrc`: a synthetic test pattern with a beeping tone;
+ * - `file`: a local file, played at its native rate (`-re`), optionally looped;
+ * - `sdp`: RTP described by an SDP file (WHIP ingest: werift forwards the browser's/OBS's RTP to
+ *   UDP ports on 127.0.0.1), video VP8 or H.264, audio Opus (or none: a silent track is made);
+ * - `flv`: an FLV byte stream read from a URL (RTMP ingest: the origin's RTMP server serves the
+ *   publisher's tags on a loopback TCP port).
+ */
+export type SourceSpec =
+  | { type: 'testsrc' }
+  | { type: 'file'; path: string; loop: boolean }
+  | { type: 'sdp'; path: string; hasAudio: boolean }
+  | { type: 'flv'; url: string; hasAudio: boolean };
 
 export interface EncodeOptions {
   ladder: LadderRung[];
@@ -113,18 +126,30 @@ export function buildFfmpegArgs(o: EncodeOptions): string[] {
   const args = ['-hide_banner', '-nostats', '-loglevel', 'warning', '-nostdin'];
   let audioInput: string;
   let videoIn: string;
-  if (o.source.type === 'testsrc') {
+  const src = o.source;
+  if (src.type === 'testsrc') {
     const top = o.ladder.reduce((a, b) => (b.width * b.height > a.width * a.height ? b : a));
     args.push('-re', '-f', 'lavfi', '-i', `testsrc2=size=${top.width}x${top.height}:rate=${fps}`);
     args.push('-re', '-f', 'lavfi', '-i', 'sine=frequency=440:beep_factor=4:sample_rate=48000');
     videoIn = '[0:v]';
     audioInput = '1:a:0';
   } else {
-    args.push('-re');
-    if (o.source.loop) args.push('-stream_loop', '-1');
-    args.push('-i', o.source.path);
+    if (src.type === 'file') {
+      args.push('-re');
+      if (src.loop) args.push('-stream_loop', '-1');
+      args.push('-i', src.path);
+    } else if (src.type === 'sdp') {
+      // Live RTP: no -re (it arrives in real time); generous reorder/thread queues.
+      args.push(
+        '-protocol_whitelist', 'file,udp,rtp', '-fflags', '+genpts+discardcorrupt', '-thread_queue_size', '1024',
+        '-reorder_queue_size', '200', '-analyzeduration', '2000000', '-probesize', '5000000', '-f', 'sdp', '-i', src.path,
+      );
+    } else {
+      args.push('-thread_queue_size', '1024', '-analyzeduration', '2000000', '-probesize', '5000000', '-f', 'flv', '-i', src.url);
+    }
     videoIn = '[0:v:0]';
-    if (o.sourceHasAudio === false) {
+    const hasAudio = src.type === 'file' ? o.sourceHasAudio !== false : src.hasAudio;
+    if (!hasAudio) {
       args.push('-f', 'lavfi', '-i', 'anullsrc=channel_layout=stereo:sample_rate=48000');
       audioInput = '1:a:0';
     } else {
@@ -133,10 +158,11 @@ export function buildFfmpegArgs(o: EncodeOptions): string[] {
   }
   // One decode, split into every rung, scaled (letterboxed for files).
   const parts: string[] = [];
-  const pre = o.source.type === 'file' ? `fps=${fps},` : '';
+  const external = o.source.type !== 'testsrc';
+  const pre = external ? `fps=${fps},` : '';
   parts.push(`${videoIn}${pre}split=${n}${o.ladder.map((_, i) => `[s${i}]`).join('')}`);
   o.ladder.forEach((r, i) => {
-    const scale = o.source.type === 'file'
+    const scale = external
       ? `scale=${r.width}:${r.height}:force_original_aspect_ratio=decrease,pad=${r.width}:${r.height}:(ow-iw)/2:(oh-ih)/2,setsar=1,format=yuv420p`
       : `scale=${r.width}:${r.height},format=yuv420p`;
     parts.push(`[s${i}]${scale}[v${i}]`);
@@ -144,7 +170,10 @@ export function buildFfmpegArgs(o: EncodeOptions): string[] {
   args.push('-filter_complex', parts.join(';'));
   for (let i = 0; i < n; i++) args.push('-map', `[v${i}]`);
   for (let i = 0; i < n; i++) args.push('-map', audioInput);
-  if (o.source.type === 'file' && o.sourceHasAudio === false) args.push('-shortest');
+  const silent = o.source.type === 'testsrc' ? false : o.source.type === 'file' ? o.sourceHasAudio === false : !o.source.hasAudio;
+  if (silent) args.push('-shortest');
+  // Live ingest: keep audio continuous across packet loss and timestamp jumps.
+  const audioFilter = o.source.type === 'sdp' || o.source.type === 'flv' ? ['-af', 'aresample=async=1000:first_pts=0'] : [];
   args.push(
     '-c:v', 'libx264', '-preset', o.preset ?? 'veryfast', '-tune', 'zerolatency',
     '-profile:v', 'baseline', '-level', '3.0',
@@ -155,7 +184,7 @@ export function buildFfmpegArgs(o: EncodeOptions): string[] {
     const k = `${Math.round(r.videoBitrate / 1000)}k`;
     args.push(`-b:v:${i}`, k, `-maxrate:v:${i}`, k, `-bufsize:v:${i}`, k);
   });
-  args.push('-c:a', 'aac', '-ac', '2', '-ar', '48000');
+  args.push(...audioFilter, '-c:a', 'aac', '-ac', '2', '-ar', '48000');
   o.ladder.forEach((r, i) => args.push(`-b:a:${i}`, `${Math.round(r.audioBitrate / 1000)}k`));
   args.push(
     '-f', 'hls',
@@ -292,9 +321,32 @@ export class FfmpegSupervisor {
     });
   }
 
+  private logWindowStart = 0;
+  private logLines = 0;
+  private logSuppressed = 0;
+
   private stderrLine(line: string): void {
     this.tail.push(line);
     if (this.tail.length > 20) this.tail.shift();
+    // Decoder complaints while a live ingest waits for its first keyframe (or after packet loss):
+    // expected, and ffmpeg recovers at the next keyframe.
+    if (/non-existing PPS|decode_slice_header error|no frame!|Last message repeated|concealing \d+|error while decoding MB|missing picture in access unit|Discarding interframe without a prior keyframe/.test(line)) {
+      this.o.log.debug({ ffmpeg: line }, 'ffmpeg: decoder waiting for a keyframe');
+      return;
+    }
+    // A broken input (e.g. an ingest before its first keyframe) can print hundreds of lines a
+    // second: log at most 20 per 10 s, and how many were left out.
+    const now = Date.now();
+    if (now - this.logWindowStart > 10_000) {
+      if (this.logSuppressed > 0) this.o.log.warn({ suppressed: this.logSuppressed }, 'ffmpeg: messages left out of the log');
+      this.logWindowStart = now;
+      this.logLines = 0;
+      this.logSuppressed = 0;
+    }
+    if (++this.logLines > 20) {
+      this.logSuppressed++;
+      return;
+    }
     // The watchdog shell reports how ffmpeg ended; stop() and the supervisor log that already.
     if (/^(Killed|Terminated|Hangup)$/.test(line)) {
       this.o.log.debug({ ffmpeg: line }, 'ffmpeg ended by a signal');

@@ -13,7 +13,7 @@ import fastifyStatic from '@fastify/static';
 import type { Logger as PinoLogger } from 'pino';
 import { isValidName, type ChannelInfo } from '../peer/core/paths.js';
 import { INIT_SEQ, type SegmentRef } from '../peer/core/types.js';
-import type { WindowEntry } from './segment-window.js';
+import type { StoredSegment } from './recording.js';
 import type { OriginMetrics, ServedKind } from './metrics.js';
 import { parseRange } from './range.js';
 
@@ -24,7 +24,8 @@ export interface HttpChannel {
   masterPlaylist(): string | null;
   /** null for an unknown rendition or before its first segment. */
   mediaPlaylist(rendition: string): string | null;
-  segment(ref: SegmentRef): WindowEntry | null;
+  /** A segment from the live window, or (VoD) from the recording on disk. */
+  segment(ref: SegmentRef): StoredSegment | null | Promise<StoredSegment | null>;
 }
 
 export interface OriginHttpOptions {
@@ -60,9 +61,12 @@ const FILE_RE = /^(?:(init\.mp4)|seg_(\d{1,9})\.m4s)(\.manifest)?$/;
 export async function buildOriginHttp(o: OriginHttpOptions): Promise<FastifyInstance> {
   // Request logs are at 'info': a 'warn' child keeps fastify to errors (works on every fastify 5.x,
   // unlike the deprecated disableRequestLogging / the newer logController).
-  const app = Fastify(
-    o.logger ? { loggerInstance: o.logger.child({}, { level: o.logger.levelVal >= 40 ? o.logger.level : 'warn' }) } : { logger: false },
-  ) as unknown as FastifyInstance;
+  // bodyLimit: nothing the origin accepts is large (SDP offers, channel requests); routes that take
+  // a body set their own, smaller limit.
+  const app = Fastify({
+    ...(o.logger ? { loggerInstance: o.logger.child({}, { level: o.logger.levelVal >= 40 ? o.logger.level : 'warn' }) } : { logger: false }),
+    bodyLimit: 64 * 1024,
+  }) as unknown as FastifyInstance;
   const m = o.metrics;
   const routeLabel = new WeakMap<FastifyRequest, string>();
   const trackerPort = o.trackerPort ?? 8000;
@@ -124,7 +128,7 @@ export async function buildOriginHttp(o: OriginHttpOptions): Promise<FastifyInst
     const seq = fm[1] ? INIT_SEQ : Number(fm[2]);
     const isManifest = fm[3] !== undefined;
     routeLabel.set(req, `/live/:channel/:rendition/${fm[1] ? 'init.mp4' : 'seg_:seq.m4s'}${isManifest ? '.manifest' : ''}`);
-    const entry = ch.segment({ rendition, seq });
+    const entry = await ch.segment({ rendition, seq });
     if (!entry) return notFound(reply, 'segment');
     if (isManifest) {
       reply.header('cache-control', seq === INIT_SEQ ? 'no-cache' : 'public, max-age=60');

@@ -5,6 +5,12 @@
  *       [--host 0.0.0.0] [--tracker-port 8000] [--public-tracker URL]
  *       [--source testsrc|file] [--file F] [--loop] [--no-peer]
  *       [--root-neighbors 4] [--work-dir .starling] [--preset veryfast]
+ *       [--source ingest] [--channels channels.json] [--rtmp-port 1935] [--ingest-grace 15]
+ *
+ * Broadcasting (docs/broadcast.md): STARLING_STREAM_KEY lets the default channel take WHIP/RTMP
+ * publishes; --channels FILE creates more channels ([{channel, streamKey | streamKeyEnv,
+ * renditions, source: "ingest" | "testsrc" | {file, loop}}]); STARLING_ADMIN_TOKEN enables
+ * POST/DELETE /api/channels. Secrets only through the environment or the file, never flags.
  *
  * Every flag has an environment equivalent (flags win): STARLING_HOST, STARLING_HTTP_PORT
  * (or STARLING_PORT), STARLING_CHANNEL, STARLING_TRACKER_URL, STARLING_TRACKER_PORT,
@@ -16,7 +22,8 @@
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { FfmpegNotFoundError, type SourceSpec } from './ffmpeg.js';
-import { startOrigin } from './origin.js';
+import { readFile } from 'node:fs/promises';
+import { startOrigin, type ChannelConfig } from './origin.js';
 
 const env = process.env;
 const truthy = (v: string | undefined) => v !== undefined && /^(1|true|yes|on)$/i.test(v);
@@ -36,6 +43,9 @@ const { values } = parseArgs({
     'root-neighbors': { type: 'string' },
     'work-dir': { type: 'string' },
     preset: { type: 'string' },
+    channels: { type: 'string' },
+    'rtmp-port': { type: 'string' },
+    'ingest-grace': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
     'print-config': { type: 'boolean' },
   },
@@ -46,7 +56,9 @@ if (values.help) {
   process.stdout.write(
     'usage: tsx server/main.ts [--port 8080] [--channel demo] [--tracker ws://127.0.0.1:8000/ws] [--tracker-port 8000]\n' +
       '                          [--host 0.0.0.0] [--public-tracker URL] [--source testsrc|file] [--file F] [--loop]\n' +
-      '                          [--no-peer] [--root-neighbors 4] [--work-dir .starling] [--preset veryfast]\n',
+      '                          [--no-peer] [--root-neighbors 4] [--work-dir .starling] [--preset veryfast]\n' +
+      '                          [--source ingest] [--channels channels.json] [--rtmp-port 1935] [--ingest-grace 15]\n' +
+      '  env: STARLING_STREAM_KEY (default channel\'s publish key), STARLING_ADMIN_TOKEN (channel API)\n',
   );
   process.exit(0);
 }
@@ -65,13 +77,18 @@ function int(v: string | undefined, name: string): number | undefined {
 
 async function main(): Promise<void> {
   const sourceType = values.source ?? env.STARLING_SOURCE ?? 'testsrc';
-  let source: SourceSpec;
+  let source: SourceSpec | null;
   if (sourceType === 'testsrc') source = { type: 'testsrc' };
+  else if (sourceType === 'ingest') source = null;
   else if (sourceType === 'file') {
     const file = values.file ?? env.STARLING_FILE;
     if (!file) throw new Error('--source file needs --file PATH');
     source = { type: 'file', path: file, loop: values.loop ?? truthy(env.STARLING_LOOP) };
-  } else throw new Error(`unknown --source ${sourceType} (testsrc or file)`);
+  } else throw new Error(`unknown --source ${sourceType} (testsrc, file or ingest)`);
+  const channelsFile = values.channels ?? env.STARLING_CHANNELS_FILE;
+  const channels = channelsFile ? await loadChannelsFile(channelsFile) : [];
+  const rtmpPort = int(values['rtmp-port'] ?? env.STARLING_RTMP_PORT, 'rtmp-port');
+  const graceSec = int(values['ingest-grace'] ?? env.STARLING_INGEST_GRACE, 'ingest-grace');
 
   const noPeer = values['no-peer'] ?? truthy(env.STARLING_NO_PEER);
   const trackerUrl = values.tracker ?? env.STARLING_TRACKER_URL;
@@ -88,13 +105,21 @@ async function main(): Promise<void> {
     preset: values.preset ?? env.STARLING_PRESET,
     originKeyHex: env.STARLING_ORIGIN_KEY,
     source,
+    streamKey: env.STARLING_STREAM_KEY || undefined,
+    adminToken: env.STARLING_ADMIN_TOKEN || undefined,
+    channels,
+    rtmpPort: rtmpPort ?? null,
+    ingestGraceMs: graceSec === undefined ? undefined : graceSec * 1000,
     log,
   };
   if (values['print-config']) {
     // Resolved settings as JSON (no secrets), for deployment checks; starts nothing.
     const trackerPort = options.trackerPort ?? (trackerUrl ? Number(new URL(trackerUrl).port || 80) : 8000);
     const { host, port, channel } = options;
-    process.stdout.write(`${JSON.stringify({ host, port, channel, trackerUrl: options.trackerUrl ?? null, trackerPort, source: sourceType })}\n`);
+    process.stdout.write(`${JSON.stringify({
+      host, port, channel, trackerUrl: options.trackerUrl ?? null, trackerPort, source: sourceType,
+      channels: channels.map((c) => c.channel), rtmpPort: options.rtmpPort, publishable: Boolean(options.streamKey), channelApi: Boolean(options.adminToken),
+    })}\n`);
     return;
   }
   const origin = await startOrigin(options);
@@ -136,6 +161,30 @@ async function main(): Promise<void> {
     });
   };
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => shutdown(sig));
+}
+
+/** channels.json: [{channel, streamKey? | streamKeyEnv?, renditions?, source?: 'ingest'|'testsrc'|{file, loop}, record?}] */
+async function loadChannelsFile(path: string): Promise<ChannelConfig[]> {
+  const raw = JSON.parse(await readFile(path, 'utf8')) as unknown;
+  if (!Array.isArray(raw)) throw new Error(`${path}: expected a JSON array of channels`);
+  return raw.map((c: Record<string, unknown>, i) => {
+    if (!c || typeof c !== 'object' || typeof c.channel !== 'string') throw new Error(`${path}[${i}]: "channel" (string) required`);
+    let streamKey = typeof c.streamKey === 'string' ? c.streamKey : undefined;
+    if (typeof c.streamKeyEnv === 'string') streamKey = env[c.streamKeyEnv] || undefined;
+    let src: SourceSpec | null = null;
+    if (c.source === 'testsrc') src = { type: 'testsrc' };
+    else if (c.source && typeof c.source === 'object' && typeof (c.source as { file?: unknown }).file === 'string') {
+      const f = c.source as { file: string; loop?: boolean };
+      src = { type: 'file', path: f.file, loop: f.loop === true };
+    } else if (c.source !== undefined && c.source !== 'ingest') throw new Error(`${path}[${i}]: source must be "ingest", "testsrc" or {"file": PATH, "loop": bool}`);
+    return {
+      channel: c.channel,
+      streamKey,
+      renditions: Array.isArray(c.renditions) ? (c.renditions as string[]) : undefined,
+      source: src,
+      record: typeof c.record === 'boolean' ? c.record : undefined,
+    };
+  });
 }
 
 main().catch((err) => {

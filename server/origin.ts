@@ -3,42 +3,39 @@
  * -> segment window (memory) -> HTTP (playlists, segments, manifests, pages) and, optionally,
  * the root peer that injects every new segment into the P2P overlay.
  */
-import { mkdir } from 'node:fs/promises';
 import { resolve, join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { pino, type Logger as PinoLogger } from 'pino';
-import { DEFAULT_PIECE_SIZE, type Manifest } from '../peer/core/manifest.js';
+import { DEFAULT_PIECE_SIZE } from '../peer/core/manifest.js';
 import { isValidName, type ChannelInfo } from '../peer/core/paths.js';
-import type { Logger, SegmentRef } from '../peer/core/types.js';
-import {
-  buildFfmpegArgs, DEFAULT_LADDER, fileHasAudio, findFfmpeg, FfmpegSupervisor, prepareOutputDirs, rungDir,
-  type FfmpegBinary, type LadderRung, type SourceSpec,
-} from './ffmpeg.js';
+import { registerChannelApi } from './api.js';
+import { isValidStreamKey } from './auth.js';
+import { Channel, type RootPeerFactory, type RootPeerHandle } from './channel.js';
+import { DEFAULT_LADDER, findFfmpeg, type FfmpegBinary, type LadderRung, type SourceSpec } from './ffmpeg.js';
 import { buildOriginHttp, type HttpChannel } from './http.js';
+import { IngestMetrics } from './ingest-metrics.js';
 import { OriginMetrics } from './metrics.js';
-import { AAC_LC_CODEC, avcCodecFromInit, DEFAULT_VIDEO_CODEC, masterPlaylist, mediaPlaylist } from './playlist.js';
-import { SegmentWindow } from './segment-window.js';
-import { loadOrCreateSigner } from './signer.js';
-import { PlaylistWatcher, type SegmentEvent } from './watcher.js';
+import { startRtmpServer, type RtmpServer } from './rtmp.js';
+import type { SegmentWindow } from './segment-window.js';
+import type { SegmentEvent } from './watcher.js';
+import { registerWhip } from './whip.js';
 
-/** What the origin needs from a running root peer (peer/node/node-peer.ts's startNodePeer). */
-export interface RootPeerHandle {
-  engine: { publishSegment(manifest: Manifest, data: Uint8Array): void; stats?(): unknown };
-  stop(): Promise<void> | void;
-}
+export type { RootPeerFactory, RootPeerHandle, RootPeerOptions } from './channel.js';
 
-export interface RootPeerOptions {
-  trackerUrl: string;
+/** One channel as configured (file, API): its own key, ladder, source and stream key. */
+export interface ChannelConfig {
   channel: string;
-  kind: 'origin';
-  /** The channel's raw 32-byte Ed25519 public key. */
-  publicKey: Uint8Array;
-  maxNeighbors: number;
-  publishKey?: string;
-  log: Logger;
+  /** Publishing (WHIP/RTMP) needs it; absent: the channel cannot be published to. */
+  streamKey?: string;
+  /** Rendition names from LADDER_PRESETS (e.g. ['720p', '360p']) or full rungs. Default: the origin's ladder. */
+  renditions?: (string | LadderRung)[];
+  /** Default null: the channel waits for WHIP/RTMP. */
+  source?: SourceSpec | null;
+  /** 64 hex digits: the channel's Ed25519 seed (else <keyDir>/<channel>.key). */
+  originKeyHex?: string;
+  /** Keep the broadcast on disk for VoD after it ends. Default: true for ingest channels. */
+  record?: boolean;
 }
-
-export type RootPeerFactory = (o: RootPeerOptions) => Promise<RootPeerHandle>;
 
 export interface OriginOptions {
   /** Channel name ([a-z0-9][a-z0-9_-]{0,31}). */
@@ -53,7 +50,8 @@ export interface OriginOptions {
   keyDir?: string;
   /** 64 hex digits: the channel's Ed25519 seed (else the key file, created on first run). */
   originKeyHex?: string;
-  source?: SourceSpec;
+  /** Default channel's source; default the test pattern; null: it waits for WHIP/RTMP. */
+  source?: SourceSpec | null;
   ladder?: LadderRung[];
   /** Segment duration, seconds. Default 2. */
   segmentDuration?: number;
@@ -85,6 +83,26 @@ export interface OriginOptions {
   playerDir?: string | null;
   log?: PinoLogger;
   signal?: AbortSignal;
+  /** The default channel's stream key: with it the default channel accepts WHIP/RTMP publishes. */
+  streamKey?: string;
+  /** Default channel: keep a VoD recording (default: only when it waits for an ingest). */
+  record?: boolean;
+  /** More channels, created at start. */
+  channels?: ChannelConfig[];
+  /** Bearer token of POST/DELETE /api/channels; absent: channels are created by configuration only. */
+  adminToken?: string;
+  /** Most channels one origin hosts (config + API). Default 16. */
+  maxChannels?: number;
+  /** A dropped publisher may reconnect this long and continue its broadcast. Default 15 s. */
+  ingestGraceMs?: number;
+  /** WHIP ingest (POST /whip/<channel>). Default true. */
+  whip?: boolean;
+  /** Extra werift options for WHIP sessions (tests). */
+  whipPeerConfig?: Record<string, unknown>;
+  /** RTMP ingest: listen port (0: any free port); null/absent: no RTMP. */
+  rtmpPort?: number | null;
+  /** RTMP listen address; default: the HTTP host. */
+  rtmpHost?: string;
 }
 
 export interface OriginStats {
@@ -111,6 +129,15 @@ export interface Origin {
   readonly window: SegmentWindow;
   readonly metrics: OriginMetrics;
   rootPeer(): RootPeerHandle | null;
+  /** The default channel. */
+  readonly defaultChannel: Channel;
+  /** Every channel, by name. */
+  channels(): Channel[];
+  getChannel(name: string): Channel | null;
+  /** Creates a channel (as the API does); throws ChannelError. */
+  createChannel(cfg: ChannelConfig): Promise<Channel>;
+  /** RTMP listen port, or null without RTMP. */
+  readonly rtmpPort: number | null;
   /** Called for every published segment (init segments included), after it entered the window. */
   onSegment(handler: (e: SegmentEvent) => void): () => void;
   stats(): OriginStats;
@@ -118,166 +145,115 @@ export interface Origin {
   stop(): Promise<void>;
 }
 
-/** Segment numbers continue across restarts: start at the 2 s slot of the wall clock since 2024. */
-const SEQ_EPOCH = Date.UTC(2024, 0, 1);
+export class ChannelError extends Error {
+  constructor(message: string, readonly status: number) {
+    super(message);
+  }
+}
 
 export async function startOrigin(opts: OriginOptions): Promise<Origin> {
   const channel = opts.channel;
   if (!isValidName(channel)) throw new Error(`invalid channel name ${JSON.stringify(channel)} (want ${'[a-z0-9][a-z0-9_-]{0,31}'})`);
   const ladder = opts.ladder ?? DEFAULT_LADDER;
-  if (!ladder.length) throw new Error('empty ladder');
-  for (const r of ladder) if (!isValidName(r.name)) throw new Error(`invalid rendition name ${JSON.stringify(r.name)}`);
-  if (new Set(ladder.map((r) => r.name)).size !== ladder.length) throw new Error('duplicate rendition names');
   const log = opts.log ?? pino({ name: 'origin', level: process.env.LOG_LEVEL ?? 'info' });
-  const segDur = opts.segmentDuration ?? 2;
-  const fps = opts.fps ?? 25;
-  const pieceSize = opts.pieceSize ?? DEFAULT_PIECE_SIZE;
-  const liveWindow = opts.liveWindowSegments ?? 6;
   const workDir = resolve(opts.workDir ?? '.starling');
-  const outDir = join(workDir, 'origin', channel);
-  const source: SourceSpec = opts.source ?? { type: 'testsrc' };
-
+  const keyDir = opts.keyDir ?? join(workDir, 'keys');
   const binary: FfmpegBinary = opts.ffmpegPath ? { path: opts.ffmpegPath, origin: 'env' } : findFfmpeg();
-  const sourceHasAudio = source.type === 'file' ? fileHasAudio(binary.path, source.path) : true;
-  const { signer, created, file: keyFile } = await loadOrCreateSigner({
-    channel, keyDir: opts.keyDir ?? join(workDir, 'keys'), seedHex: opts.originKeyHex,
-  });
-  log.info({ channel, publicKey: signer.publicKeyHex, keyFile, created }, created ? 'generated a new channel key' : 'channel key loaded');
-  await mkdir(outDir, { recursive: true });
-
   const metrics = new OriginMetrics();
-  const window = new SegmentWindow(opts.windowSegments ?? 30);
-  let ended = false;
-  const bandwidth = (r: LadderRung) => Math.round((r.videoBitrate + r.audioBitrate) * 1.1);
-  const info: ChannelInfo = {
-    channel,
-    publicKey: signer.publicKeyHex,
-    renditions: ladder.map((r) => ({ name: r.name, width: r.width, height: r.height, bandwidth: bandwidth(r) })),
-    segmentDuration: segDur,
-    pieceSize,
-  };
+  const ingestMetrics = new IngestMetrics(metrics.registry);
+  const maxChannels = opts.maxChannels ?? 16;
+  const channels = new Map<string, Channel>();
+  const httpChannels = new Map<string, HttpChannel>();
+  let stopping = false;
 
-  const httpChannel: HttpChannel = {
-    info: () => info,
-    masterPlaylist: () => {
-      if (ladder.some((r) => !window.init(r.name) || !window.newest(r.name))) return null;
-      return masterPlaylist(ladder.map((r) => ({
-        name: r.name, width: r.width, height: r.height, bandwidth: bandwidth(r), frameRate: fps,
-        codecs: `${avcCodecFromInit(window.init(r.name)!.data) ?? DEFAULT_VIDEO_CODEC},${AAC_LC_CODEC}`,
-      })));
-    },
-    mediaPlaylist: (rendition) => {
-      if (!ladder.some((r) => r.name === rendition) || !window.init(rendition)) return null;
-      const segs = window.latest(rendition, liveWindow);
-      if (!segs.length) return null;
-      return mediaPlaylist({
-        segments: segs.map((s) => ({
-          seq: s.ref.seq, durationMs: s.manifest.durationMs, createdAt: s.manifest.createdAt, discontinuity: s.discontinuity,
-        })),
-        segmentDuration: segDur,
-        discontinuitySequence: window.discontinuitiesBefore(rendition, segs[0].ref.seq),
-        ended,
+  const rootPeer = opts.trackerUrl
+    ? { trackerUrl: opts.trackerUrl, publishKey: opts.publishKey, maxNeighbors: opts.rootPeerMaxNeighbors ?? 4, factory: opts.rootPeerFactory ?? defaultRootPeerFactory }
+    : null;
+
+  const creating = new Set<string>();
+  const createChannel = async (cfg: ChannelConfig, defaults: { originKeyHex?: string; record?: boolean; ladder?: LadderRung[] } = {}): Promise<Channel> => {
+    if (stopping) throw new ChannelError('origin stopping', 503);
+    if (!isValidName(cfg.channel)) throw new ChannelError('invalid channel name (want [a-z0-9][a-z0-9_-]{0,31})', 400);
+    if (channels.has(cfg.channel) || creating.has(cfg.channel)) throw new ChannelError('channel exists', 409);
+    if (channels.size + creating.size >= maxChannels) throw new ChannelError(`channel limit reached (${maxChannels})`, 429);
+    if (cfg.streamKey !== undefined && !isValidStreamKey(cfg.streamKey)) throw new ChannelError('invalid stream key (8-128 characters of [A-Za-z0-9._~+=:@!$*,;-])', 400);
+    const rungs = defaults.ladder ?? (cfg.renditions ? resolveLadder(cfg.renditions) : ladder);
+    const source = cfg.source === undefined ? null : cfg.source;
+    creating.add(cfg.channel);
+    try {
+      const ch = await Channel.create({
+        name: cfg.channel,
+        workDir,
+        keyDir,
+        originKeyHex: cfg.originKeyHex ?? defaults.originKeyHex,
+        ladder: rungs,
+        source,
+        streamKey: cfg.streamKey,
+        segmentDuration: opts.segmentDuration ?? 2,
+        fps: opts.fps ?? 25,
+        preset: opts.preset,
+        pieceSize: opts.pieceSize ?? DEFAULT_PIECE_SIZE,
+        windowSegments: opts.windowSegments ?? 30,
+        liveWindowSegments: opts.liveWindowSegments ?? 6,
+        pollMs: opts.pollMs,
+        graceMs: opts.ingestGraceMs ?? 15_000,
+        record: cfg.record ?? defaults.record ?? source === null,
+        binary,
+        metrics,
+        rootPeer,
+        log: log.child({ channel: cfg.channel }),
       });
-    },
-    segment: (ref: SegmentRef) => window.get(ref),
+      if (stopping) {
+        await ch.stop();
+        throw new ChannelError('origin stopping', 503);
+      }
+      channels.set(cfg.channel, ch);
+      httpChannels.set(cfg.channel, ch.http);
+      ingestMetrics.trackChannel(ch);
+      return ch;
+    } finally {
+      creating.delete(cfg.channel);
+    }
   };
 
   const trackerPort = opts.trackerPort ?? (opts.trackerUrl ? portOf(opts.trackerUrl) : undefined) ?? 8000;
   const http = await buildOriginHttp({
-    channels: new Map([[channel, httpChannel]]),
+    channels: httpChannels,
     defaultChannel: channel,
     metrics,
     publicTrackerUrl: opts.publicTrackerUrl,
     trackerPort,
     playerDir: opts.playerDir,
     logger: log.child({ component: 'http' }),
-    health: () => ({ channel, rootPeer: rootPeer !== null, ffmpegRunning: supervisor.pid !== undefined }),
-  });
-
-  // ---- watcher -> window -> (root peer)
-  const watcher = new PlaylistWatcher({
-    channel,
-    renditions: ladder.map((r, i) => ({ name: r.name, dir: rungDir(outDir, i) })),
-    sign: signer.sign,
-    pieceSize,
-    pollMs: opts.pollMs,
-    log: log.child({ component: 'watcher' }),
-  });
-  const handlers = new Set<(e: SegmentEvent) => void>();
-  let rootPeer: RootPeerHandle | null = null;
-  watcher.on('segment', (e) => {
-    window.add({ ref: e.ref, manifest: e.manifest, data: e.data, discontinuity: e.discontinuity });
-    metrics.segmentPublished(e.ref.rendition);
-    log.debug({ rendition: e.ref.rendition, seq: e.ref.seq, size: e.data.length }, 'segment published');
-    if (rootPeer) publishToPeer(rootPeer, e.manifest, e.data);
-    for (const h of handlers) h(e);
-  });
-  const publishToPeer = (peer: RootPeerHandle, manifest: Manifest, data: Uint8Array) => {
-    try {
-      peer.engine.publishSegment(manifest, data);
-    } catch (err) {
-      log.error({ err: String(err), rendition: manifest.rendition, seq: manifest.seq }, 'root peer rejected a segment');
-    }
-  };
-
-  // ---- ffmpeg
-  const supervisor = new FfmpegSupervisor({
-    binary,
-    log: log.child({ component: 'ffmpeg' }),
-    prepare: () => prepareOutputDirs(outDir, ladder.length),
-    args: () => {
-      const last = watcher.lastSeq();
-      const clockSeq = Math.floor((Date.now() - SEQ_EPOCH) / (segDur * 1000));
-      const startNumber = Math.max(clockSeq, last === null ? 0 : last + 1);
-      return buildFfmpegArgs({
-        ladder, source, sourceHasAudio, outDir, segmentDuration: segDur, fps, preset: opts.preset, startNumber,
-        listSize: Math.max(6, liveWindow + 4),
-      });
-    },
-    onSpawn: ({ restart }) => {
-      if (!restart) return;
-      metrics.ffmpegRestarts.inc();
-      watcher.markRestart();
-    },
-    shouldRestart: ({ code }) => !(source.type === 'file' && !source.loop && code === 0),
-    onFinished: () => {
-      // A non-looping file ended: publish what is left, then end the playlists.
-      void watcher.pollOnce().then(() => {
-        ended = true;
-        log.info('source file ended; playlists closed with EXT-X-ENDLIST');
-      });
+    health: () => {
+      const def = channels.get(channel);
+      return { channel, rootPeer: def?.rootPeer() != null, ffmpegRunning: def?.ffmpegPid !== undefined, channels: channels.size };
     },
   });
-
-  // ---- root peer (optional)
-  let stopping = false;
-  let rootTimer: NodeJS.Timeout | null = null;
-  const startRootPeer = async (): Promise<void> => {
-    if (!opts.trackerUrl || stopping) return;
-    const factory = opts.rootPeerFactory ?? defaultRootPeerFactory;
-    try {
-      const peer = await factory({
-        trackerUrl: opts.trackerUrl,
-        channel,
-        kind: 'origin',
-        publicKey: signer.publicKey,
-        maxNeighbors: opts.rootPeerMaxNeighbors ?? 4,
-        publishKey: opts.publishKey,
-        log: log.child({ component: 'root-peer' }),
-      });
-      if (stopping) {
-        await peer.stop();
-        return;
-      }
-      rootPeer = peer;
-      metrics.rootPeerUp.set(1);
-      for (const e of window.entries()) publishToPeer(peer, e.manifest, e.data);
-      log.info({ trackerUrl: opts.trackerUrl, maxNeighbors: opts.rootPeerMaxNeighbors ?? 4 }, 'root peer started');
-    } catch (err) {
-      log.error({ err: String(err), retryInMs: 5000 }, 'root peer could not start; retrying');
-      rootTimer = setTimeout(() => { rootTimer = null; void startRootPeer(); }, 5000);
-    }
-  };
+  registerChannelApi(http, {
+    channels: () => [...channels.values()],
+    get: (n) => channels.get(n) ?? null,
+    create: (cfg) => createChannel(cfg),
+    remove: async (n) => {
+      const ch = channels.get(n);
+      if (!ch) return false;
+      channels.delete(n);
+      httpChannels.delete(n);
+      ingestMetrics.untrack(ch);
+      await ch.stop();
+      return true;
+    },
+    adminToken: opts.adminToken,
+    log: log.child({ component: 'api' }),
+  });
+  const whip = opts.whip === false ? null : registerWhip(http, {
+    channel: (n) => channels.get(n) ?? null,
+    metrics: ingestMetrics,
+    workDir: join(workDir, 'ingest'),
+    peerConfig: opts.whipPeerConfig,
+    log: log.child({ component: 'whip' }),
+  });
+  let rtmp: RtmpServer | null = null;
 
   let stopPromise: Promise<void> | null = null;
   const stop = (): Promise<void> => {
@@ -285,13 +261,10 @@ export async function startOrigin(opts: OriginOptions): Promise<Origin> {
     stopping = true;
     stopPromise = (async () => {
       opts.signal?.removeEventListener('abort', onAbort);
-      if (rootTimer) clearTimeout(rootTimer);
-      await supervisor.stop().catch((err) => log.error({ err: String(err) }, 'stopping ffmpeg failed'));
-      await watcher.stop();
-      const peer = rootPeer;
-      rootPeer = null;
+      await rtmp?.close().catch((err) => log.error({ err: String(err) }, 'stopping RTMP failed'));
+      await whip?.closeAll();
+      await Promise.all([...channels.values()].map((c) => c.stop()));
       metrics.rootPeerUp.set(0);
-      if (peer) await Promise.resolve(peer.stop()).catch((err) => log.error({ err: String(err) }, 'stopping the root peer failed'));
       await http.close();
       log.info('origin stopped');
     })();
@@ -299,46 +272,90 @@ export async function startOrigin(opts: OriginOptions): Promise<Origin> {
   };
   const onAbort = () => void stop();
 
+  let def: Channel;
   try {
     await http.listen({ host: opts.host ?? '0.0.0.0', port: opts.port ?? 8080 });
-    await supervisor.start();
-    watcher.start();
+    def = await createChannel(
+      { channel, streamKey: opts.streamKey, source: opts.source === undefined ? { type: 'testsrc' } : opts.source },
+      { originKeyHex: opts.originKeyHex, record: opts.record, ladder },
+    );
+    for (const c of opts.channels ?? []) await createChannel(c);
+    if (opts.rtmpPort !== undefined && opts.rtmpPort !== null) {
+      rtmp = await startRtmpServer({
+        host: opts.rtmpHost ?? opts.host ?? '0.0.0.0',
+        port: opts.rtmpPort,
+        channel: (n) => channels.get(n) ?? null,
+        metrics: ingestMetrics,
+        log: log.child({ component: 'rtmp' }),
+      });
+    }
   } catch (err) {
     await stop();
     throw err;
   }
   if (opts.signal?.aborted) await stop();
   else opts.signal?.addEventListener('abort', onAbort, { once: true });
-  void startRootPeer();
 
   const addr = http.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : (opts.port ?? 8080);
   const listenHost = opts.host ?? '0.0.0.0';
   const urlHost = listenHost === '0.0.0.0' || listenHost === '::' ? '127.0.0.1' : listenHost.includes(':') ? `[${listenHost}]` : listenHost;
-  log.info({ url: `http://${urlHost}:${port}`, channel, ffmpeg: binary.path, ffmpegOrigin: binary.origin, outDir, source: source.type }, 'origin listening');
+  log.info({
+    url: `http://${urlHost}:${port}`, channel, channels: [...channels.keys()], ffmpeg: binary.path, ffmpegOrigin: binary.origin,
+    whip: whip !== null, rtmpPort: rtmp?.port ?? null,
+  }, 'origin listening');
 
   return {
     url: `http://${urlHost}:${port}`,
     port,
     channel,
-    publicKey: signer.publicKey,
-    publicKeyHex: signer.publicKeyHex,
-    info,
-    outDir,
+    publicKey: def.publicKey,
+    publicKeyHex: def.info.publicKey,
+    info: def.info,
+    outDir: def.outDir,
     ffmpeg: binary,
     http,
-    window,
+    window: def.window,
     metrics,
-    rootPeer: () => rootPeer,
-    onSegment: (h) => { handlers.add(h); return () => handlers.delete(h); },
+    defaultChannel: def,
+    rtmpPort: rtmp?.port ?? null,
+    channels: () => [...channels.values()],
+    getChannel: (n) => channels.get(n) ?? null,
+    createChannel: (cfg) => createChannel(cfg),
+    rootPeer: () => def.rootPeer(),
+    onSegment: (h) => def.onSegmentPublished(h),
     stats: () => ({
       ...metrics.snapshot(),
-      ffmpegRestarts: supervisor.restarts,
-      rootPeer: rootPeer !== null,
-      newestSeq: Object.fromEntries(ladder.map((r) => [r.name, window.newest(r.name)?.ref.seq ?? null])),
+      ffmpegRestarts: def.restarts,
+      rootPeer: def.rootPeer() !== null,
+      newestSeq: Object.fromEntries(def.info.renditions.map((r) => [r.name, def.window.newest(r.name)?.ref.seq ?? null])),
     }),
     stop,
   };
+}
+
+/** Named rungs a channel may pick (POST /api/channels {renditions: ['720p', '360p']}). */
+export const LADDER_PRESETS: Record<string, LadderRung> = {
+  '1080p': { name: '1080p', width: 1920, height: 1080, videoBitrate: 4_500_000, audioBitrate: 128_000 },
+  '720p': { name: '720p', width: 1280, height: 720, videoBitrate: 2_500_000, audioBitrate: 128_000 },
+  '480p': { name: '480p', width: 854, height: 480, videoBitrate: 1_200_000, audioBitrate: 96_000 },
+  '360p': DEFAULT_LADDER[0],
+  '240p': DEFAULT_LADDER[1],
+};
+
+export function resolveLadder(list: (string | LadderRung)[]): LadderRung[] {
+  if (!Array.isArray(list) || list.length === 0 || list.length > 5) throw new ChannelError('renditions: 1 to 5 entries', 400);
+  const out = list.map((r) => {
+    if (typeof r === 'string') {
+      const p = LADDER_PRESETS[r];
+      if (!p) throw new ChannelError(`unknown rendition ${JSON.stringify(r).slice(0, 40)} (one of ${Object.keys(LADDER_PRESETS).join(', ')})`, 400);
+      return p;
+    }
+    return r;
+  });
+  if (new Set(out.map((r) => r.name)).size !== out.length) throw new ChannelError('duplicate renditions', 400);
+  // Highest first: hls.js starts with the first listed variant.
+  return out.slice().sort((a, b) => b.width * b.height - a.width * a.height);
 }
 
 function portOf(url: string): number | undefined {

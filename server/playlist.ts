@@ -25,6 +25,8 @@ export interface MediaPlaylistOptions {
   programDateTime?: boolean;
   /** VoD/ended stream: add EXT-X-ENDLIST. */
   ended?: boolean;
+  /** A complete recording: EXT-X-PLAYLIST-TYPE:VOD (players may seek anywhere in it). */
+  vod?: boolean;
 }
 
 export function mediaPlaylist(o: MediaPlaylistOptions): string {
@@ -38,6 +40,7 @@ export function mediaPlaylist(o: MediaPlaylistOptions): string {
     `#EXT-X-MEDIA-SEQUENCE:${segs.length ? segs[0].seq : 0}`,
   ];
   if (o.discontinuitySequence) lines.push(`#EXT-X-DISCONTINUITY-SEQUENCE:${o.discontinuitySequence}`);
+  if (o.vod) lines.push('#EXT-X-PLAYLIST-TYPE:VOD');
   lines.push('#EXT-X-INDEPENDENT-SEGMENTS', `#EXT-X-MAP:URI="${segmentFileName(INIT_SEQ)}"`);
   for (let i = 0; i < segs.length; i++) {
     const s = segs[i];

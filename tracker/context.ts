@@ -3,6 +3,8 @@ import type { Clock, Random } from '../peer/core/types.js';
 import type { IceConfig } from './ice.js';
 import type { TrackerMetrics } from './metrics.js';
 import type { Registry } from './registry.js';
+import type { StatsHub } from './stats/hub.js';
+import type { StatsMetrics } from './stats-metrics.js';
 
 export interface TrackerLimits {
   /** Peers in a welcome. */
@@ -42,4 +44,9 @@ export interface TrackerContext {
   clock: Clock;
   /** Wall-clock milliseconds since the Unix epoch (joinedAt, TURN expiry). */
   now(): number;
+  /** Live per-channel figures from peer reports (dashboard, stats API, /metrics). */
+  stats: StatsHub;
+  statsMetrics: StatsMetrics;
+  /** When set, the stats API, the live feed and the per-peer API require this token. */
+  adminToken?: string;
 }

@@ -2,10 +2,11 @@
  * Tracker CLI.
  *   tsx tracker/main.ts --port 8000 --host 0.0.0.0 [--stun-port 3478] [--publish-key KEY]
  *     [--public-host HOST] [--turn-urls URL[,URL]] [--turn-secret SECRET] [--log-level info]
+ *     [--admin-token TOKEN]
  * Every flag has an environment variable: STARLING_TRACKER_PORT, STARLING_TRACKER_HOST,
  * STARLING_TRACKER_STUN_PORT, STARLING_TRACKER_PUBLISH_KEY (or STARLING_PUBLISH_KEY),
  * STARLING_TRACKER_PUBLIC_HOST, STARLING_TRACKER_TURN_URLS, STARLING_TRACKER_TURN_SECRET,
- * STARLING_TRACKER_LOG_LEVEL. Flags win over the environment. Prefer the environment for
+ * STARLING_TRACKER_LOG_LEVEL, STARLING_TRACKER_ADMIN_TOKEN (or STARLING_ADMIN_TOKEN). Flags win over the environment. Prefer the environment for
  * secrets (command lines are visible to every user of the machine).
  */
 import { parseArgs } from 'node:util';
@@ -13,7 +14,7 @@ import { launchTracker } from './launch.js';
 
 const USAGE = `usage: tsx tracker/main.ts [--port 8000] [--host 0.0.0.0] [--stun-port 3478 (0: off)]
        [--publish-key KEY] [--public-host HOST] [--turn-urls URL[,URL]] [--turn-secret SECRET]
-       [--log-level info]`;
+       [--log-level info] [--admin-token TOKEN (dashboard / stats API)]`;
 
 function fail(msg: string): never {
   process.stderr.write(`${msg}\n${USAGE}\n`);
@@ -40,6 +41,7 @@ async function main(): Promise<void> {
         'turn-urls': { type: 'string' },
         'turn-secret': { type: 'string' },
         'log-level': { type: 'string' },
+        'admin-token': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         'print-config': { type: 'boolean' },
       },
@@ -61,11 +63,12 @@ async function main(): Promise<void> {
   const publicHost = values['public-host'] ?? env.STARLING_TRACKER_PUBLIC_HOST;
   const turnUrls = values['turn-urls'] ?? env.STARLING_TRACKER_TURN_URLS;
   const turnSecret = values['turn-secret'] ?? env.STARLING_TRACKER_TURN_SECRET;
+  const adminToken = values['admin-token'] ?? env.STARLING_TRACKER_ADMIN_TOKEN ?? env.STARLING_ADMIN_TOKEN;
   const level = values['log-level'] ?? env.STARLING_TRACKER_LOG_LEVEL ?? 'info';
   if (Boolean(turnUrls) !== Boolean(turnSecret)) fail('--turn-urls and --turn-secret go together');
   if (values['print-config']) {
     // Resolved settings as JSON (secrets left out), for deployment checks; starts nothing.
-    process.stdout.write(`${JSON.stringify({ port, host, stunPort, publicHost: publicHost || null, turn: Boolean(turnUrls), publishKey: Boolean(publishKey) })}\n`);
+    process.stdout.write(`${JSON.stringify({ port, host, stunPort, publicHost: publicHost || null, turn: Boolean(turnUrls), publishKey: Boolean(publishKey), adminToken: Boolean(adminToken) })}\n`);
     return;
   }
 
@@ -78,12 +81,14 @@ async function main(): Promise<void> {
     turn: turnUrls && turnSecret ? { urls: turnUrls.split(',').map((u) => u.trim()).filter(Boolean), secret: turnSecret } : undefined,
     logger: { level },
     defaultMetrics: true,
+    adminToken: adminToken || undefined,
   });
   const log = tracker.app.log;
   log.info({ ws: tracker.wsUrls, http: tracker.httpUrls }, `tracker signaling at ${tracker.wsUrls.join(' ')}`);
   if (tracker.stun) log.info({ address: tracker.stun.address, port: tracker.stun.port }, `STUN responder on udp ${tracker.stun.address}:${tracker.stun.port}`);
   else log.warn('STUN responder disabled: welcomes carry no STUN server (peers without ICE servers may try public STUN)');
   if (!publishKey) log.warn('no publish key: anyone may join as origin');
+  if (!adminToken) log.warn('no admin token: the stats API and the dashboard feed are open to anyone who reaches the tracker');
 
   let stopping = false;
   const stop = (signal: string) => {

@@ -4,7 +4,11 @@
  * codes are a closed set (they label the rejection counter in /metrics).
  */
 import Ajv, { type ValidateFunction } from 'ajv';
-import type { ClientMessage, JoinMessage, LeaveMessage, PeersRequest, ReportMessage, SignalOut } from '../peer/core/signaling.js';
+import {
+  REPORT_MAX_BANS, REPORT_MAX_LABEL, REPORT_MAX_LINKS,
+  type ClientMessage, type JoinMessage, type LeaveMessage, type PeersRequest, type ReportMessage, type SignalOut,
+} from '../peer/core/signaling.js';
+import { NAME_PATTERN } from '../peer/core/paths.js';
 
 /** Client-chosen peer ids (and the ids signals are addressed to). */
 export const PEER_ID_PATTERN = '^[A-Za-z0-9_-]{8,64}$';
@@ -13,6 +17,14 @@ export const PEER_ID_RE = new RegExp(PEER_ID_PATTERN);
 export const REPORT_MAX_KEYS = 64;
 /** Report stat names. */
 export const REPORT_KEY_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$';
+
+/** Peer ids inside reports (links, bans): any id the wire protocol allows. */
+export const LINK_PEER_ID_PATTERN = '^[A-Za-z0-9_-]{1,64}$';
+/** NAT type / region labels in reports. */
+export const REPORT_LABEL_PATTERN = `^[A-Za-z0-9][A-Za-z0-9_.:-]{0,${REPORT_MAX_LABEL - 1}}$`;
+const label = { type: 'string', pattern: REPORT_LABEL_PATTERN } as const;
+/** Cumulative byte/piece counters: non-negative, below 2^53. */
+const counter = { type: 'number', minimum: 0, maximum: Number.MAX_SAFE_INTEGER } as const;
 
 /** Every reason a message (or connection) is rejected; also the `reason` label of the counter. */
 export const REJECT_REASONS = [
@@ -129,6 +141,41 @@ export const reportSchema = {
       maxProperties: REPORT_MAX_KEYS,
       propertyNames: { pattern: REPORT_KEY_PATTERN },
       additionalProperties: { type: 'number' },
+    },
+    links: {
+      type: 'array',
+      maxItems: REPORT_MAX_LINKS,
+      items: {
+        type: 'object',
+        required: ['peerId', 'sent', 'received'],
+        additionalProperties: false,
+        properties: {
+          peerId: { type: 'string', pattern: LINK_PEER_ID_PATTERN },
+          sent: counter,
+          received: counter,
+          parent: { type: 'boolean' },
+          child: { type: 'boolean' },
+          bad: counter,
+          // The connection goes through a TURN relay (transport ConnectionInfo; NAT traversal stats).
+          relayed: { type: 'boolean' },
+        },
+      },
+    },
+    rendition: { type: 'string', pattern: NAME_PATTERN.source },
+    nat: label,
+    region: label,
+    bans: {
+      type: 'array',
+      maxItems: REPORT_MAX_BANS,
+      items: {
+        type: 'object',
+        required: ['peerId', 'reason'],
+        additionalProperties: false,
+        properties: {
+          peerId: { type: 'string', pattern: LINK_PEER_ID_PATTERN },
+          reason: { type: 'string', maxLength: 64 },
+        },
+      },
     },
   },
 } as const;

@@ -15,6 +15,9 @@ import { apiPlugin } from './plugins/api.js';
 import { metricsPlugin } from './plugins/metrics.js';
 import { CLOSE_GOING_AWAY, signalingPlugin } from './plugins/signaling.js';
 import { Registry } from './registry.js';
+import { StatsHub, type StatsHubOptions } from './stats/hub.js';
+import { StatsMetrics } from './stats-metrics.js';
+import { statsPlugin } from './plugins/stats.js';
 
 export interface TrackerOptions {
   /** When set, joining as kind 'origin' requires this key (else error + close 1008). */
@@ -43,6 +46,12 @@ export interface TrackerOptions {
   clock?: Clock;
   /** Wall clock (ms since epoch) for joinedAt and TURN expiry. Default Date.now. */
   now?: () => number;
+  /** Admin token for the stats API, the live feed and the per-peer API; none: open. */
+  adminToken?: string;
+  /** StatsHub tuning (bucket size, windows, report rate limit). */
+  stats?: Omit<StatsHubOptions, 'now'>;
+  /** Live feed (SSE) period. Default 2000 ms. */
+  liveIntervalMs?: number;
 }
 
 export const DEFAULT_LIMITS: TrackerLimits = {
@@ -59,6 +68,8 @@ export const DEFAULT_LIMITS: TrackerLimits = {
 export interface TrackerState {
   registry: Registry<PeerConn>;
   metrics: TrackerMetrics;
+  /** Live figures per channel (feed optimizer rounds in with stats.recordEvent). */
+  stats: StatsHub;
 }
 
 declare module 'fastify' {
@@ -75,6 +86,9 @@ export async function buildTracker(opts: TrackerOptions = {}): Promise<FastifyIn
 
   const registry = new Registry<PeerConn>();
   const metrics = new TrackerMetrics(registry, { defaultMetrics: opts.defaultMetrics });
+  const now = opts.now ?? Date.now;
+  const stats = new StatsHub({ ...opts.stats, now });
+  const statsMetrics = new StatsMetrics(metrics.registry, stats);
   const ctx: TrackerContext = {
     registry,
     metrics,
@@ -84,9 +98,12 @@ export async function buildTracker(opts: TrackerOptions = {}): Promise<FastifyIn
     limits: { ...DEFAULT_LIMITS, ...opts.limits },
     random: opts.random ?? { next: Math.random },
     clock: opts.clock ?? { now: () => performance.now() },
-    now: opts.now ?? Date.now,
+    now,
+    stats,
+    statsMetrics,
+    adminToken: opts.adminToken || undefined,
   };
-  app.decorate('tracker', { registry, metrics });
+  app.decorate('tracker', { registry, metrics, stats });
 
   await app.register(websocket, {
     options: { maxPayload: SIGNAL_MAX_BYTES },
@@ -116,5 +133,6 @@ export async function buildTracker(opts: TrackerOptions = {}): Promise<FastifyIn
   await app.register(signalingPlugin, { ctx });
   await app.register(apiPlugin, { ctx });
   await app.register(metricsPlugin, { ctx });
+  await app.register(statsPlugin, { ctx, liveIntervalMs: opts.liveIntervalMs });
   return app;
 }

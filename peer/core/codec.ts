@@ -29,8 +29,31 @@ export const MsgType = {
   CANCEL: 0x05,
   MANIFEST: 0x06,
   BYE: 0x07,
-  // 0x08 SLOT_GRANT, 0x09 SLOT_REVOKE: reserved for upload slots (not in v1).
+  /** Upload slots (docs/protocol.md "Upload links and slots"). */
+  SLOT_GRANT: 0x08,
+  SLOT_REVOKE: 0x09,
+  SLOT_REQUEST: 0x0a,
+  STATUS: 0x0b,
 } as const;
+
+/** SLOT_REVOKE reasons. */
+export const RevokeReason = {
+  /** child -> parent: the child gives the slot back (switched rendition/parent, leaving). */
+  released: 0,
+  /** parent -> child: a higher-priority request took this slot. */
+  preempted: 1,
+  /** parent -> child: answer to SLOT_REQUEST, no slot free and the request does not outrank any holder. */
+  full: 2,
+  /** parent -> child: the parent itself has no feed of that rendition. */
+  noFeed: 3,
+  /** parent -> child: the requester is the parent's own parent in that rendition (would make a cycle). */
+  cycle: 4,
+  /** parent -> child: the parent's upload capacity shrank or is overloaded. */
+  overload: 5,
+} as const;
+export type RevokeReasonCode = (typeof RevokeReason)[keyof typeof RevokeReason];
+/** Depth value meaning "no feed of this rendition" in STATUS and SLOT_GRANT. */
+export const NO_DEPTH = 255;
 
 const KIND_CODES: Record<PeerKind, number> = { origin: 0, seeder: 1, browser: 2 };
 const KINDS: PeerKind[] = ['origin', 'seeder', 'browser'];
@@ -42,8 +65,17 @@ export interface PieceFrame { type: 'piece'; rendition: string; seq: number; ind
 export interface CancelFrame { type: 'cancel'; rendition: string; seq: number; index: number; count: number }
 export interface ManifestFrame { type: 'manifest'; manifest: Uint8Array }
 export interface ByeFrame { type: 'bye'; reason: string }
+/** parent -> child: the child holds one of the parent's upload slots for `rendition` from now on. */
+export interface SlotGrantFrame { type: 'slot-grant'; rendition: string; depth: number; timestamp: number }
+/** Either direction: the slot for `rendition` ends (or a SLOT_REQUEST is refused). */
+export interface SlotRevokeFrame { type: 'slot-revoke'; rendition: string; reason: number }
+/** child -> parent: asks for an upload slot; priority (deadlineMs, timestamp, sender's peer id), smaller first. */
+export interface SlotRequestFrame { type: 'slot-request'; rendition: string; deadlineMs: number; timestamp: number }
+/** Sender's distance from the origin in `rendition` (NO_DEPTH: not fed) and free upload slots. */
+export interface StatusFrame { type: 'status'; rendition: string; depth: number; freeSlots: number }
 
-export type Frame = HelloFrame | HaveFrame | RequestFrame | PieceFrame | CancelFrame | ManifestFrame | ByeFrame;
+export type Frame = HelloFrame | HaveFrame | RequestFrame | PieceFrame | CancelFrame | ManifestFrame | ByeFrame
+  | SlotGrantFrame | SlotRevokeFrame | SlotRequestFrame | StatusFrame;
 export type FrameType = Frame['type'];
 
 export type DecodeErrorReason =
@@ -57,7 +89,8 @@ export type DecodeErrorReason =
   | 'invalid-seq'     // seq < -1
   | 'invalid-range'   // piece index/count out of [0, MAX_PIECES)
   | 'invalid-bitfield'// piece count > MAX_PIECES or padding bits set
-  | 'invalid-text';   // BYE reason not printable ASCII
+  | 'invalid-text'    // BYE reason not printable ASCII
+  | 'invalid-reason'; // SLOT_REVOKE reason code unknown
 
 export type DecodeResult =
   | { ok: true; frame: Frame }
@@ -154,9 +187,40 @@ export function encodeFrame(f: Frame): Uint8Array {
       w.u8(MsgType.BYE); w.ascii(reason);
       return w.done();
     }
+    case 'slot-grant': {
+      checkName(f.rendition, 'rendition'); checkU(f.depth, 0xff, 'depth'); checkU(f.timestamp, 0xffffffff, 'timestamp');
+      const w = new Writer(1 + 1 + f.rendition.length + 1 + 4);
+      w.u8(MsgType.SLOT_GRANT); w.ascii(f.rendition); w.u8(f.depth); w.u32(f.timestamp);
+      return w.done();
+    }
+    case 'slot-revoke': {
+      checkName(f.rendition, 'rendition');
+      if (!REVOKE_CODES.has(f.reason)) throw new CodecError('invalid reason');
+      const w = new Writer(1 + 1 + f.rendition.length + 1);
+      w.u8(MsgType.SLOT_REVOKE); w.ascii(f.rendition); w.u8(f.reason);
+      return w.done();
+    }
+    case 'slot-request': {
+      checkName(f.rendition, 'rendition'); checkU(f.deadlineMs, 0xffff, 'deadline'); checkU(f.timestamp, 0xffffffff, 'timestamp');
+      const w = new Writer(1 + 1 + f.rendition.length + 2 + 4);
+      w.u8(MsgType.SLOT_REQUEST); w.ascii(f.rendition); w.u16(f.deadlineMs); w.u32(f.timestamp);
+      return w.done();
+    }
+    case 'status': {
+      checkName(f.rendition, 'rendition'); checkU(f.depth, 0xff, 'depth'); checkU(f.freeSlots, 0xff, 'free slots');
+      const w = new Writer(1 + 1 + f.rendition.length + 2);
+      w.u8(MsgType.STATUS); w.ascii(f.rendition); w.u8(f.depth); w.u8(f.freeSlots);
+      return w.done();
+    }
     default:
       throw new CodecError('unknown frame type');
   }
+}
+
+const REVOKE_CODES = new Set<number>(Object.values(RevokeReason));
+
+function checkU(v: number, max: number, what: string): void {
+  if (!Number.isInteger(v) || v < 0 || v > max) throw new CodecError(`invalid ${what}`);
 }
 
 // ---------------------------------------------------------------- decoding
@@ -261,6 +325,30 @@ function decodeBody(type: number, r: Reader): Frame {
       const reason = r.ascii();
       if (!/^[\x20-\x7e]*$/.test(reason)) throw new Fail('invalid-text');
       return { type: 'bye', reason };
+    }
+    case MsgType.SLOT_GRANT: {
+      const rendition = name(r);
+      const depth = r.u8();
+      const timestamp = r.u32();
+      return { type: 'slot-grant', rendition, depth, timestamp };
+    }
+    case MsgType.SLOT_REVOKE: {
+      const rendition = name(r);
+      const reason = r.u8();
+      if (!REVOKE_CODES.has(reason)) throw new Fail('invalid-reason');
+      return { type: 'slot-revoke', rendition, reason };
+    }
+    case MsgType.SLOT_REQUEST: {
+      const rendition = name(r);
+      const deadlineMs = r.u16();
+      const timestamp = r.u32();
+      return { type: 'slot-request', rendition, deadlineMs, timestamp };
+    }
+    case MsgType.STATUS: {
+      const rendition = name(r);
+      const depth = r.u8();
+      const freeSlots = r.u8();
+      return { type: 'status', rendition, depth, freeSlots };
     }
     default:
       throw new Fail('unknown-type');

@@ -36,6 +36,25 @@ export interface EngineOptions {
   requestTimeoutMs?: number;
   /** Stop serving a neighbor while its link's bufferedAmount exceeds this. Default 1 MiB. */
   maxBufferedBytes?: number;
+  /**
+   * Upload cap for piece payloads, kbit/s (token bucket). Default: browsers
+   * ENGINE_DEFAULTS.browserUploadKbps, others unlimited. 0 = unlimited.
+   */
+  uploadLimitKbps?: number;
+  /**
+   * Upload slots: most children pushed to at once (all renditions). Default: origin 2, others 8
+   * (with an upload cap, also bounded by the cap divided by each rendition's bitrate).
+   */
+  maxChildren?: number;
+  /** Most children per rendition. Default: origin 1 (one copy per rendition), others unlimited. */
+  maxChildrenPerRendition?: number;
+  /**
+   * Answer REQUESTs only from children (the origin's upload budget). Default true for the origin.
+   * Peers never send REQUESTs to an origin neighbor that is not their parent in that rendition.
+   */
+  serveChildrenOnly?: boolean;
+  /** Live push on upload links (ask parents for slots, accept and forward pushed pieces). Default true. */
+  push?: boolean;
 }
 
 export interface LoadOptions {
@@ -56,6 +75,12 @@ export interface LoadResult {
   /** Clock time when the first byte became available to this load and when it completed. */
   firstByteAt: number;
   completedAt: number;
+  /**
+   * Network time of this segment (ms): from its first piece's arrival to its last one, whenever
+   * that was (also before the load was asked for: pushed segments). With `data.length` this is
+   * the rate the network delivered it at, for hls.js's bandwidth estimate.
+   */
+  transferMs?: number;
 }
 
 export interface EngineEvents {
@@ -68,6 +93,20 @@ export interface EngineEvents {
   'frame-rejected': { peerId: string; reason: string };
   /** A neighbor was disconnected for misbehaviour (too many bad pieces / rejected frames). */
   'neighbor-banned': { peerId: string; reason: string };
+}
+
+/** Per-neighbor figures for the dashboard (EngineApi.neighborStats). Shape is stable. */
+export interface NeighborStat {
+  peerId: string;
+  kind: PeerKind;
+  /** Piece payload bytes we sent to this neighbor. */
+  bytesSent: number;
+  /** Verified piece payload bytes we received from this neighbor. */
+  bytesReceived: number;
+  /** This neighbor pushes a rendition to us on an upload link (we hold one of its upload slots). */
+  isParent?: boolean;
+  /** We push a rendition to this neighbor on an upload link (it holds one of our upload slots). */
+  isChild?: boolean;
 }
 
 export interface EngineApi {
@@ -85,6 +124,21 @@ export interface EngineApi {
   /** Player: the rendition/segment being played, which drives 'following' interest. */
   setPlaybackPosition(ref: SegmentRef): void;
   stats(): EngineStats;
+  /** Open neighbors with their payload byte counters and upload-link relation to us. */
+  neighborStats(): NeighborStat[];
+  /**
+   * Membership: the open neighbor least useful to us lately (not a parent or child, open for a
+   * while, fewest payload bytes exchanged since the previous call), or null. Hosts drop it to
+   * make room for a fresh candidate.
+   */
+  worstNeighbor?(): string | null;
+  /** Closes one neighbor (BYE with the reason). */
+  dropNeighbor?(peerId: string, reason: string): void;
+  /**
+   * Renditions to take an upload link in (and so to relay to children) although this peer does
+   * not play them: the optimizer asks a peer with spare upload to carry a rendition. [] stops.
+   */
+  setRelayRenditions?(renditions: string[]): void;
   on<K extends keyof EngineEvents>(event: K, handler: (e: EngineEvents[K]) => void): () => void;
   /** Says BYE to every neighbor, closes links, rejects pending loads. */
   close(): void;

@@ -9,16 +9,20 @@ import { INIT_SEQ, silentLogger } from './types.js';
 import type {
   Clock, CryptoProvider, EngineStats, HttpSource, Link, Logger, PeerKind, PieceSource, Random, SegmentRef,
 } from './types.js';
-import type { EngineApi, EngineEvents, EngineOptions, LoadOptions, LoadResult } from './engine-api.js';
+import type { EngineApi, EngineEvents, EngineOptions, LoadOptions, LoadResult, NeighborStat } from './engine-api.js';
 import { decodeManifest, pieceRange, verifyPiece, type Manifest } from './manifest.js';
 import { isValidName } from './paths.js';
 import {
-  decodeFrame, encodeFrame, MAX_WIRE_MANIFEST_BYTES, PEER_ID_PATTERN, PROTOCOL_VERSION, type Frame, type HaveFrame,
-  type HelloFrame, type PieceFrame, type RequestFrame, type CancelFrame,
+  decodeFrame, encodeFrame, MAX_WIRE_MANIFEST_BYTES, NO_DEPTH, PEER_ID_PATTERN, PROTOCOL_VERSION, RevokeReason,
+  type Frame, type HaveFrame, type HelloFrame, type PieceFrame, type RequestFrame, type CancelFrame,
+  type SlotGrantFrame, type SlotRevokeFrame, type SlotRequestFrame, type StatusFrame,
 } from './codec.js';
 import { SegmentStore, segmentKey, type SegmentEntry } from './store.js';
-import { coalesce, RequestTracker, schedule, type SchedNeighbor, type SchedSegment } from './scheduler.js';
+import {
+  coalesce, fallbackPieces, HttpTimer, RequestTracker, schedule, type SchedNeighbor, type SchedSegment,
+} from './scheduler.js';
 import { getBit } from './bitfield.js';
+import { comparePriority as compareSlot, deadlineBucket, LogicalClock, SlotTable, type SlotPriority } from './slots.js';
 
 /** Defaults of the optional EngineOptions. */
 export const ENGINE_DEFAULTS = {
@@ -27,6 +31,13 @@ export const ENGINE_DEFAULTS = {
   maxInflightPerNeighbor: 16,
   requestTimeoutMs: 2000,
   maxBufferedBytes: 1024 * 1024,
+  /** Upload cap of browser peers when none is given (kbit/s). */
+  browserUploadKbps: 4000,
+  /** Children of non-origin peers. */
+  maxChildren: 8,
+  /** The origin's upload budget: children in all, and per rendition. */
+  originMaxChildren: 2,
+  originMaxChildrenPerRendition: 1,
 } as const;
 
 /** Engine limits (not options: part of the protocol's behaviour, see docs/protocol.md). */
@@ -50,23 +61,47 @@ export const ENGINE_LIMITS = {
   /** Interest 'all' fetches the newest segment of each rendition and this many before it. */
   backlogSegments: 3,
   /**
-   * Viewers (interest other than 'all') leave a new segment to other peers for a random time up to
-   * this before pulling it from the origin's root peer: the first viewer to ask gets it from the
-   * origin and the rest from that viewer, so the origin uploads about one copy instead of one per
-   * neighbor. Seeders pull at once: they exist to carry the origin's copy into the swarm.
+   * A peer fed by a parent (upload link) waits this long after learning of a segment before it
+   * pulls pieces the parent has not pushed yet from other neighbors (mesh repair): capped at one
+   * segment duration...
    */
-  originPatienceMs: 1500,
-  /** ...unless a pending load's HTTP fallback time is this close: then the origin may serve at once. */
-  originUrgentMs: 1500,
+  pushWaitMs: 1500,
+  /** ...unless a pending load's HTTP fallback time is this close: then it repairs at once. */
+  urgentMs: 750,
+  /** A SLOT_REQUEST unanswered this long counts as refused. */
+  slotRequestTimeoutMs: 3000,
+  /** A neighbor that refused or revoked a slot is not asked again for this long. */
+  slotRefusedMs: 5000,
+  /** After losing a parent, wait this long before choosing another (lets depths settle: no cycles). */
+  parentHoldDownMs: 300,
+  /** A parent that has had no feed (depth NO_DEPTH) this long is given up. */
+  parentNoFeedMs: 1500,
+  /** Pieces pushed by a former parent are accepted this long after the link ended. */
+  pushGraceMs: 3000,
+  /** After a rendition switch the old rendition's parent is kept this long (make-before-break). */
+  switchOverlapMs: 4000,
+  /** Depth at which a peer stops accepting children (ends count-to-infinity on a transient cycle). */
+  maxDepth: 16,
+  /** A peer serving children only drops a non-child neighbor open this long when it is full. */
+  idleNeighborMs: 10_000,
+  /** worstNeighbor() considers neighbors open at least this long. */
+  neighborMinAgeMs: 15_000,
+  /** Token-bucket burst of the upload cap, ms of the rate (at least one 64 KiB piece). */
+  uploadBurstMs: 100,
+  /** Bitrate assumed for a rendition before any manifest tells (kbit/s). */
+  defaultBitrateKbps: 1000,
+  /** Slots are sized with this headroom over the rendition's measured bitrate. */
+  slotHeadroom: 1.15,
 } as const;
 
 /** Rejection reasons that do not count towards a ban (benign races, forward compatibility). */
-const BENIGN_REJECTIONS = new Set(['unknown-type', 'request-unheld', 'request-queue-full']);
+const BENIGN_REJECTIONS = new Set(['unknown-type', 'request-unheld', 'request-queue-full', 'request-not-child']);
 
 type NeighborState = 'hello' | 'open' | 'closed';
 
 interface HaveEntry { ref: SegmentRef; pieceCount: number; bitfield: Uint8Array }
 interface QueuedRequest { ref: SegmentRef; index: number }
+interface NeighborStatus { depth: number; free: number; noFeedSince: number | null }
 
 interface Neighbor {
   id: string;
@@ -84,6 +119,22 @@ interface Neighbor {
   badFor: Set<string>;
   badPieces: number;
   rejected: number;
+  /** Piece payload bytes sent to / verified from this neighbor. */
+  bytesSent: number;
+  bytesReceived: number;
+  /** bytesSent + bytesReceived at the previous worstNeighbor() call. */
+  bytesMark: number;
+  /** Pieces to push to this child (upload link), before answering its requests. */
+  pushQueue: QueuedRequest[];
+  /** Its STATUS per rendition. */
+  status: Map<string, NeighborStatus>;
+  /** Rendition -> clock time until which we do not ask it for a slot again. */
+  refusedUntil: Map<string, number>;
+  /** Rendition -> clock time until which its pushed pieces are still accepted (former parent). */
+  pushGraceUntil: Map<string, number>;
+  /** Measured delivery rate of our requests (bytes/ms, EWMA; 0 = unknown). */
+  throughput: number;
+  lastRecvAt: number;
 }
 
 interface PendingLoad {
@@ -113,6 +164,12 @@ function remember(set: Set<string>, key: string, cap: number): void {
   if (set.size > cap) set.delete(set.values().next().value as string);
 }
 
+/** The neighbor has a REQUEST for this piece queued with us (it gets it that way, not pushed). */
+function requested(n: { queue: QueuedRequest[] }, ref: SegmentRef, index: number): boolean {
+  for (const q of n.queue) if (q.index === index && q.ref.seq === ref.seq && q.ref.rendition === ref.rendition) return true;
+  return false;
+}
+
 function errorMessage(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
@@ -128,8 +185,39 @@ export class Engine implements EngineApi {
   private readonly crypto: CryptoProvider;
   private readonly log: Logger;
   private readonly http: HttpSource | undefined;
-  /** Segment key -> clock time from which a viewer may pull it from the origin (ENGINE_LIMITS.originPatienceMs). */
-  private readonly originOkAt = new Map<string, number>();
+  /** Segment key -> clock time its manifest became known here. */
+  private readonly manifestAt = new Map<string, number>();
+  /** Segment key -> clock times of its first and latest piece arrival. */
+  private readonly arrivals = new Map<string, { first: number; last: number }>();
+  /** Upload slots (children) and the Lamport clock of slot priorities. */
+  private readonly slots: SlotTable;
+  private readonly lamport = new LogicalClock();
+  /** Rendition -> our parent's peer id (upload link into us). */
+  private readonly parents = new Map<string, string>();
+  /** Rendition -> the outstanding SLOT_REQUEST. */
+  private readonly asking = new Map<string, { peerId: string; at: number }>();
+  /** Rendition -> the newest seq we knew when the current parent took us (it pushes from there on). */
+  private readonly pushedFrom = new Map<string, number>();
+  /** Rendition -> when we last lost (or gave up) a parent. */
+  private readonly lostParentAt = new Map<string, number>();
+  /** Renditions relayed on the optimizer's request (setRelayRenditions). */
+  private relay = new Set<string>();
+  /** Rendition -> when it stopped being wanted (old rendition after a switch). */
+  private readonly unwantedSince = new Map<string, number>();
+  /** Rendition -> measured bitrate (kbit/s, EWMA over manifests). */
+  private readonly bitrate = new Map<string, number>();
+  /** Rendition -> the STATUS we last broadcast ("depth/free"). */
+  private readonly lastStatus = new Map<string, string>();
+  private readonly httpTimer = new HttpTimer();
+  private readonly uploadBytesPerMs: number;
+  private readonly serveChildrenOnly: boolean;
+  private readonly pushEnabled: boolean;
+  private readonly maxChildren: number;
+  private readonly maxChildrenPerRendition: number;
+  private uploadAllowance = 0;
+  private lastRefill: number;
+  private lastEviction = -Infinity;
+  private pumpStart = 0;
   private readonly interest: EngineOptions['interest'];
   private readonly maxNeighbors: number;
   private readonly windowSegments: number;
@@ -158,6 +246,12 @@ export class Engine implements EngineApi {
     latePieces: 0,
     requestsSent: 0,
     requestTimeouts: 0,
+    piecesPushed: 0,
+    pushedReceived: 0,
+    slotGrants: 0,
+    slotRevokes: 0,
+    slotRefusals: 0,
+    parentChanges: 0,
   };
   private readonly rejectedFrames: Record<string, number> = {};
 
@@ -188,6 +282,23 @@ export class Engine implements EngineApi {
     this.requestTimeoutMs = posInt(options.requestTimeoutMs, ENGINE_DEFAULTS.requestTimeoutMs, 'requestTimeoutMs');
     this.maxBufferedBytes = posInt(options.maxBufferedBytes, ENGINE_DEFAULTS.maxBufferedBytes, 'maxBufferedBytes');
     this.store = new SegmentStore({ windowSegments: this.windowSegments });
+    const isOrigin = options.kind === 'origin';
+    const limit = options.uploadLimitKbps ?? (options.kind === 'browser' ? ENGINE_DEFAULTS.browserUploadKbps : 0);
+    if (!Number.isFinite(limit) || limit < 0) throw new TypeError('uploadLimitKbps must be >= 0');
+    this.uploadBytesPerMs = limit > 0 ? limit / 8 : Infinity;
+    this.maxChildren = options.maxChildren ?? (isOrigin ? ENGINE_DEFAULTS.originMaxChildren : ENGINE_DEFAULTS.maxChildren);
+    if (!Number.isInteger(this.maxChildren) || this.maxChildren < 0) throw new TypeError('maxChildren must be an integer >= 0');
+    this.maxChildrenPerRendition = options.maxChildrenPerRendition ?? (isOrigin ? ENGINE_DEFAULTS.originMaxChildrenPerRendition : Infinity);
+    if (!(this.maxChildrenPerRendition >= 1)) throw new TypeError('maxChildrenPerRendition must be >= 1');
+    this.serveChildrenOnly = options.serveChildrenOnly ?? isOrigin;
+    this.pushEnabled = options.push ?? true;
+    this.slots = new SlotTable({ maxSlots: this.maxChildren, capacityKbps: limit > 0 ? limit * 0.9 : Infinity });
+    this.lastRefill = this.clock.now();
+    this.uploadAllowance = this.uploadBurst(); // a full bucket to start with
+  }
+
+  private uploadBurst(): number {
+    return Math.max(65_536, this.uploadBytesPerMs * ENGINE_LIMITS.uploadBurstMs);
   }
 
   // ================================================================ public API
@@ -208,7 +319,8 @@ export class Engine implements EngineApi {
     const n: Neighbor = {
       id: link.remoteId, link, state: 'hello', kind: null, addedAt: this.clock.now(),
       have: new Map(), knowsManifest: new Set(), queue: [], cancelled: new Set(), badFor: new Set(),
-      badPieces: 0, rejected: 0,
+      badPieces: 0, rejected: 0, bytesSent: 0, bytesReceived: 0, bytesMark: 0,
+      pushQueue: [], status: new Map(), refusedUntil: new Map(), pushGraceUntil: new Map(), throughput: 0, lastRecvAt: 0,
     };
     this.neighbors.set(n.id, n);
     link.onClose = () => this.closeNeighbor(n, 'link closed');
@@ -235,8 +347,11 @@ export class Engine implements EngineApi {
         this.send(n, { type: 'cancel', rendition: r.ref.rendition, seq: r.ref.seq, index: r.index, count: 1 });
       }
     }
-    for (const n of this.neighbors.values()) if (n.state === 'open') this.pump(n);
+    this.pumpAll();
     this.checkLoads();
+    this.maintainParents();
+    this.broadcastStatus();
+    this.evictIdleNeighbor(now);
     this.runSchedule();
   }
 
@@ -255,6 +370,7 @@ export class Engine implements EngineApi {
     const entry = this.addManifest(m);
     if (!entry) return; // older than the window: nothing to keep
     for (let i = 0; i < pieces.length; i++) this.storePiece(entry.ref, i, pieces[i], 'local', null);
+    this.broadcastStatus();
   }
 
   loadSegment(ref: SegmentRef, opts: LoadOptions): Promise<LoadResult> {
@@ -273,7 +389,7 @@ export class Engine implements EngineApi {
       const entry = this.store.get(r)!;
       return Promise.resolve({
         data: this.store.assemble(r)!, manifest: entry.manifest, bytesBySource: this.store.bytesBySource(r),
-        firstByteAt: now, completedAt: now,
+        firstByteAt: now, completedAt: now, transferMs: this.transferMs(key),
       });
     }
     const existing = this.loads.get(key);
@@ -295,6 +411,7 @@ export class Engine implements EngineApi {
     this.loads.set(key, load);
     this.store.pin(r);
     this.maybeHttp(load);
+    if (r.seq !== INIT_SEQ) this.maintainParents();
     this.runSchedule();
     return promise;
   }
@@ -304,6 +421,8 @@ export class Engine implements EngineApi {
       throw new TypeError('invalid segment ref');
     }
     this.position = { rendition: ref.rendition, seq: ref.seq };
+    // slot requests go out from the next loadSegment or tick (a load right after this call gives
+    // them their urgency)
     this.runSchedule();
   }
 
@@ -322,10 +441,65 @@ export class Engine implements EngineApi {
     };
   }
 
+  neighborStats(): NeighborStat[] {
+    const out: NeighborStat[] = [];
+    for (const n of this.neighbors.values()) {
+      if (n.state !== 'open') continue;
+      let isParent = false;
+      for (const p of this.parents.values()) if (p === n.id) isParent = true;
+      out.push({
+        peerId: n.id, kind: n.kind!, bytesSent: n.bytesSent, bytesReceived: n.bytesReceived,
+        isParent, isChild: this.slots.hasPeer(n.id),
+      });
+    }
+    return out;
+  }
+
+  worstNeighbor(): string | null {
+    const now = this.clock.now();
+    let worst: Neighbor | null = null;
+    let worstGain = Infinity;
+    for (const n of this.neighbors.values()) {
+      const total = n.bytesSent + n.bytesReceived;
+      const gain = total - n.bytesMark;
+      n.bytesMark = total;
+      if (n.state !== 'open' || now - n.addedAt < ENGINE_LIMITS.neighborMinAgeMs) continue;
+      if (this.slots.hasPeer(n.id) || this.isParentAnywhere(n.id) || n.kind === 'origin') continue;
+      if (gain < worstGain) { worst = n; worstGain = gain; }
+    }
+    return worst?.id ?? null;
+  }
+
+  setRelayRenditions(renditions: string[]): void {
+    if (!Array.isArray(renditions) || renditions.length > 64 || !renditions.every((r) => typeof r === 'string' && isValidName(r))) {
+      throw new TypeError('renditions must be up to 64 valid names');
+    }
+    this.relay = new Set(renditions);
+    this.maintainParents();
+  }
+
+  dropNeighbor(peerId: string, reason: string): void {
+    const n = this.neighbors.get(peerId);
+    if (n) this.closeNeighbor(n, `dropped: ${reason}`, reason);
+  }
+
+  /** Upload-link view for tests and diagnostics: our parents and children per rendition. */
+  links(): { parents: Record<string, string>; children: Array<{ peerId: string; rendition: string }>; depth: Record<string, number> } {
+    const depth: Record<string, number> = {};
+    for (const r of this.knownRenditions()) depth[r] = this.depthOf(r);
+    return {
+      parents: Object.fromEntries(this.parents),
+      children: this.slots.list().map((h) => ({ peerId: h.peerId, rendition: h.rendition })),
+      depth,
+    };
+  }
+
   /** Extra counters for diagnostics, tests and the simulator (not part of EngineApi). */
   debugStats(): {
     duplicatePieces: number; latePieces: number; requestsSent: number; requestTimeouts: number;
     requestsInFlight: number; storedBytes: number; storedSegments: number; neighbors: number; banned: number; pendingLoads: number;
+    piecesPushed: number; pushedReceived: number; slotGrants: number; slotRevokes: number; slotRefusals: number;
+    parentChanges: number; httpMarginMs: number;
   } {
     const s = this.store.stats();
     return {
@@ -339,6 +513,13 @@ export class Engine implements EngineApi {
       neighbors: this.neighbors.size,
       banned: this.banned.size,
       pendingLoads: this.loads.size,
+      piecesPushed: this.counters.piecesPushed,
+      pushedReceived: this.counters.pushedReceived,
+      slotGrants: this.counters.slotGrants,
+      slotRevokes: this.counters.slotRevokes,
+      slotRefusals: this.counters.slotRefusals,
+      parentChanges: this.counters.parentChanges,
+      httpMarginMs: this.httpTimer.margin(0),
     };
   }
 
@@ -402,12 +583,24 @@ export class Engine implements EngineApi {
     try { n.link.close(); } catch { /* already closed */ }
     if (this.neighbors.get(n.id) === n) this.neighbors.delete(n.id);
     n.queue.length = 0;
+    n.pushQueue.length = 0;
     this.requests.removeNeighbor(n.id);
+    if (this.slots.releasePeer(n.id).length > 0) this.lastStatus.clear();
+    const now = this.clock.now();
+    for (const [r, p] of [...this.parents]) {
+      if (p !== n.id) continue;
+      this.parents.delete(r);
+      this.lostParentAt.set(r, now);
+      this.lastStatus.clear();
+    }
+    for (const [r, a] of [...this.asking]) if (a.peerId === n.id) this.asking.delete(r);
     this.log.info({ peer: n.id, reason }, 'neighbor closed');
     this.emit('neighbor-closed', { peerId: n.id, reason });
     if (!this.closed) {
       // its requests are gone: re-issue them elsewhere, or fall back to HTTP for pending loads
       this.checkLoads();
+      this.maintainParents();
+      this.broadcastStatus();
       this.runSchedule();
     }
   }
@@ -464,6 +657,10 @@ export class Engine implements EngineApi {
       case 'piece': this.onPiece(n, f); return;
       case 'cancel': this.onCancel(n, f); return;
       case 'manifest': this.onManifest(n, f.manifest); return;
+      case 'slot-request': this.onSlotRequest(n, f); return;
+      case 'slot-grant': this.onSlotGrant(n, f); return;
+      case 'slot-revoke': this.onSlotRevoke(n, f); return;
+      case 'status': this.onStatus(n, f); return;
       case 'bye':
         this.log.info({ peer: n.id, reason: f.reason }, 'neighbor said bye');
         this.closeNeighbor(n, `bye: ${f.reason}`);
@@ -480,12 +677,18 @@ export class Engine implements EngineApi {
     this.log.debug({ peer: n.id, kind: f.kind }, 'neighbor open');
     this.emit('neighbor-open', { peerId: n.id, kind: f.kind });
     // tell the new neighbor what we hold: init segments first, then by seq
-    const held = [...this.store.entries()].filter((e) => e.held === e.pieces.length && e.pieces.length > 0)
+    const held = [...this.store.entries()].filter((e) => e.held > 0 && e.pieces.length > 0)
       .sort((a, b) => a.ref.seq - b.ref.seq || (a.ref.rendition < b.ref.rendition ? -1 : 1));
     for (const e of held) {
       if (n.state !== 'open') return;
       this.announceTo(n, e);
     }
+    // and where we stand in each rendition's tree
+    for (const r of this.knownRenditions()) {
+      if (n.state !== 'open') return;
+      this.send(n, this.statusFrame(r));
+    }
+    this.maintainParents();
   }
 
   private onManifest(n: Neighbor, bytes: Uint8Array): void {
@@ -545,16 +748,20 @@ export class Engine implements EngineApi {
 
   private onRequest(n: Neighbor, f: RequestFrame): void {
     const ref = { rendition: f.rendition, seq: f.seq };
+    if (this.serveChildrenOnly && !this.slots.has(n.id, f.rendition)) return this.reject(n, 'request-not-child');
     let unheld = 0;
     let dropped = 0;
+    const child = this.slots.has(n.id, f.rendition);
     for (let i = f.index; i < f.index + f.count; i++) {
+      // a child asking for what we pushed it (or are about to): it arrives anyway
+      if (child && (this.neighborHas(n, ref, i) || n.pushQueue.some((q) => q.index === i && q.ref.seq === ref.seq && q.ref.rendition === ref.rendition))) continue;
       if (!this.store.hasPiece(ref, i)) unheld++;
       else if (n.queue.length >= ENGINE_LIMITS.maxQueuedRequests) dropped++;
       else n.queue.push({ ref, index: i });
     }
     if (unheld) this.reject(n, 'request-unheld');
     if (dropped && n.state === 'open') this.reject(n, 'request-queue-full');
-    if (n.state === 'open') this.pump(n);
+    if (n.state === 'open') this.pumpAll();
   }
 
   private onCancel(n: Neighbor, f: CancelFrame): void {
@@ -572,7 +779,9 @@ export class Engine implements EngineApi {
       return this.reject(n, 'unknown-manifest');
     }
     const rec = this.requests.get(n.id, ref, f.index);
-    if (!rec && !wasCancelled) return this.reject(n, 'unrequested-piece');
+    const pushed = !rec && this.acceptsPushFrom(n, f.rendition);
+    if (!rec && !wasCancelled && !pushed) return this.reject(n, 'unrequested-piece');
+    if (pushed) this.counters.pushedReceived++;
     n.cancelled.delete(pk);
     if (getBit(entry.bitfield, f.index)) {
       if (rec) this.requests.remove(n.id, ref, f.index);
@@ -592,7 +801,15 @@ export class Engine implements EngineApi {
       this.runSchedule();
       return;
     }
-    if (!rec) this.counters.latePieces++;
+    if (!rec && !pushed) this.counters.latePieces++;
+    n.bytesReceived += f.data.length;
+    if (rec) {
+      const now = this.clock.now();
+      const since = Math.max(rec.sentAt, n.lastRecvAt);
+      const sample = f.data.length / Math.max(1, now - since);
+      n.throughput = n.throughput > 0 ? 0.8 * n.throughput + 0.2 * sample : sample;
+      n.lastRecvAt = now;
+    }
     this.storePiece(ref, f.index, f.data, n.kind === 'origin' ? 'origin-peer' : 'peer', n.id);
     this.runSchedule();
   }
@@ -605,8 +822,22 @@ export class Engine implements EngineApi {
     const isNew = !this.store.get(ref);
     const { entry, evicted } = this.store.addManifest(m);
     this.onEvicted(evicted);
-    if (entry && isNew && this.interest !== 'all') {
-      this.originOkAt.set(entry.key, this.clock.now() + this.random.next() * ENGINE_LIMITS.originPatienceMs);
+    if (entry && isNew) {
+      this.manifestAt.set(entry.key, this.clock.now());
+      if (m.seq !== INIT_SEQ && m.durationMs > 0) {
+        const kbps = (m.size * 8) / m.durationMs;
+        const prev = this.bitrate.get(m.rendition);
+        this.bitrate.set(m.rendition, prev === undefined ? kbps : 0.7 * prev + 0.3 * kbps);
+      }
+      // children learn of the segment at once (they need the manifest before pushed pieces)
+      for (const id of this.slots.childrenOf(m.rendition)) {
+        const c = this.neighbors.get(id);
+        if (c && c.state === 'open') this.sendManifest(c, entry);
+      }
+    }
+    if (entry && isNew && !this.lastStatus.has(m.rendition)) { // a new rendition
+      this.broadcastStatus();
+      this.maintainParents();
     }
     if (entry && isNew && entry.pieces.length === 0) this.onComplete(entry, 'local');
     return entry;
@@ -615,7 +846,8 @@ export class Engine implements EngineApi {
   private onEvicted(evicted: SegmentRef[]): void {
     for (const ref of evicted) {
       const key = segmentKey(ref);
-      this.originOkAt.delete(key);
+      this.manifestAt.delete(key);
+      this.arrivals.delete(key);
       for (const r of this.requests.removeSegment(ref)) {
         const n = this.neighbors.get(r.neighborId);
         if (!n || n.state !== 'open') continue;
@@ -643,9 +875,13 @@ export class Engine implements EngineApi {
       this.send(n, { type: 'cancel', rendition: ref.rendition, seq: ref.seq, index, count: 1 });
     }
     const key = segmentKey(ref);
+    const now = this.clock.now();
+    const arr = this.arrivals.get(key);
+    if (arr) arr.last = now; else this.arrivals.set(key, { first: now, last: now });
     const load = this.loads.get(key);
-    if (load && load.firstByteAt === null) load.firstByteAt = this.clock.now();
+    if (load && load.firstByteAt === null) load.firstByteAt = now;
     const entry = this.store.get(ref)!;
+    this.forwardPiece(entry, index);
     if (entry.held === entry.pieces.length) {
       const by = this.store.bytesBySource(ref);
       let best: PieceSource = source;
@@ -666,13 +902,49 @@ export class Engine implements EngineApi {
       this.loads.delete(entry.key);
       const result: LoadResult = {
         data: this.store.assemble(ref)!, manifest: entry.manifest, bytesBySource: this.store.bytesBySource(ref),
-        firstByteAt: load.firstByteAt ?? now, completedAt: now,
+        firstByteAt: load.firstByteAt ?? now, completedAt: now, transferMs: this.transferMs(entry.key),
       };
       this.onEvicted(this.store.unpin(ref));
       load.resolve(result);
     }
     if (this.store.get(ref) !== entry) return; // evicted at once (older than the window)
-    for (const n of this.neighbors.values()) if (n.state === 'open') this.announceTo(n, entry);
+    if (entry.pieces.length === 0) for (const n of this.neighbors.values()) if (n.state === 'open') this.announceTo(n, entry);
+  }
+
+  private transferMs(key: string): number {
+    const a = this.arrivals.get(key);
+    return a ? a.last - a.first : 0;
+  }
+
+  /**
+   * A verified piece arrived (or was published): cut-through push to our children in its
+   * rendition that lack it, and HAVE to everybody else, at once.
+   */
+  private forwardPiece(entry: SegmentEntry, index: number): void {
+    const ref = entry.ref;
+    const pushedTo = new Set<string>();
+    if (this.pushEnabled) {
+      for (const id of this.slots.childrenOf(ref.rendition)) {
+        const c = this.neighbors.get(id);
+        if (!c || c.state !== 'open' || this.neighborHas(c, ref, index) || requested(c, ref, index)) continue;
+        if (!this.sendManifest(c, entry)) continue;
+        c.pushQueue.push({ ref, index });
+        pushedTo.add(id);
+      }
+    }
+    for (const n of this.neighbors.values()) {
+      if (n.state === 'open' && !pushedTo.has(n.id)) this.announceTo(n, entry);
+    }
+    if (pushedTo.size > 0) this.pumpAll();
+  }
+
+  /** MANIFEST unless the neighbor is known to have it. False if it cannot be sent. */
+  private sendManifest(n: Neighbor, e: SegmentEntry): boolean {
+    if (n.knowsManifest.has(e.key)) return true;
+    if (e.manifest.encoded.length > MAX_WIRE_MANIFEST_BYTES) return false;
+    if (!this.send(n, { type: 'manifest', manifest: e.manifest.encoded })) return false;
+    remember(n.knowsManifest, e.key, ENGINE_LIMITS.maxHaveEntries);
+    return true;
   }
 
   /** MANIFEST (unless the neighbor has it) + HAVE with our bitfield. */
@@ -684,19 +956,344 @@ export class Engine implements EngineApi {
     this.send(n, { type: 'have', rendition: e.ref.rendition, seq: e.ref.seq, pieceCount: e.pieces.length, bitfield: e.bitfield.slice() });
   }
 
-  // ================================================================ uploading
+  // ================================================================ upload links and slots
 
-  /** Serves queued requests while the link's buffer is below maxBufferedBytes. */
-  private pump(n: Neighbor): void {
-    while (n.queue.length > 0 && n.state === 'open') {
-      if (n.link.bufferedAmount > this.maxBufferedBytes) return;
-      const q = n.queue.shift()!;
-      const data = this.store.getPiece(q.ref, q.index);
-      if (!data) continue; // evicted meanwhile
-      if (this.send(n, { type: 'piece', rendition: q.ref.rendition, seq: q.ref.seq, index: q.index, data })) {
-        this.counters.bytesUploaded += data.length;
+  /** Renditions we hold segments of or are fed in. */
+  private knownRenditions(): Set<string> {
+    const out = new Set(this.store.renditions());
+    for (const r of this.parents.keys()) out.add(r);
+    return out;
+  }
+
+  private isParentAnywhere(id: string): boolean {
+    for (const p of this.parents.values()) if (p === id) return true;
+    return false;
+  }
+
+  private acceptsPushFrom(n: Neighbor, rendition: string): boolean {
+    if (this.parents.get(rendition) === n.id) return true;
+    const until = n.pushGraceUntil.get(rendition);
+    return until !== undefined && this.clock.now() < until;
+  }
+
+  private bitrateOf(rendition: string): number {
+    return this.bitrate.get(rendition) ?? ENGINE_LIMITS.defaultBitrateKbps;
+  }
+
+  private slotCost(rendition: string): number {
+    return this.bitrateOf(rendition) * ENGINE_LIMITS.slotHeadroom;
+  }
+
+  /** Hops from the origin in this rendition's tree; NO_DEPTH without a feed. */
+  private depthOf(rendition: string): number {
+    if (this.kind === 'origin') return 0;
+    const p = this.parents.get(rendition);
+    if (!p) return NO_DEPTH;
+    const d = this.neighbors.get(p)?.status.get(rendition)?.depth ?? NO_DEPTH;
+    return d + 1 >= ENGINE_LIMITS.maxDepth ? NO_DEPTH : d + 1;
+  }
+
+  private freeSlots(rendition: string): number {
+    if (!this.pushEnabled || this.depthOf(rendition) === NO_DEPTH) return 0;
+    const perRendition = this.maxChildrenPerRendition - this.slots.childrenOf(rendition).length;
+    return Math.max(0, Math.min(255, perRendition, this.slots.free(this.slotCost(rendition))));
+  }
+
+  private statusFrame(rendition: string): StatusFrame {
+    return { type: 'status', rendition, depth: this.depthOf(rendition), freeSlots: this.freeSlots(rendition) };
+  }
+
+  /** STATUS to every open neighbor for each rendition whose depth or free slots changed. */
+  private broadcastStatus(): void {
+    if (this.closed) return;
+    for (const r of this.knownRenditions()) {
+      const f = this.statusFrame(r);
+      const sig = `${f.depth}/${f.freeSlots}`;
+      if (this.lastStatus.get(r) === sig) continue;
+      this.lastStatus.set(r, sig);
+      for (const n of [...this.neighbors.values()]) if (n.state === 'open') this.send(n, f);
+    }
+  }
+
+  /** Renditions we want pushed to us. */
+  private wantedRenditions(): Set<string> {
+    const out = new Set<string>();
+    if (!this.pushEnabled || this.kind === 'origin') return out;
+    if (this.interest === 'all') {
+      for (const r of this.store.renditions()) out.add(r);
+      return out;
+    }
+    if (this.position) out.add(this.position.rendition);
+    for (const l of this.loads.values()) if (l.ref.seq !== INIT_SEQ) out.add(l.ref.rendition);
+    for (const r of this.relay) out.add(r);
+    return out;
+  }
+
+  /** Playback slack for slot priorities: time left before the most urgent pending load of the rendition. */
+  private slackMs(rendition: string): number {
+    const now = this.clock.now();
+    let slack = Infinity;
+    for (const l of this.loads.values()) if (l.ref.rendition === rendition) slack = Math.min(slack, l.deadline - now);
+    return deadlineBucket(slack);
+  }
+
+  private releaseParent(rendition: string, reason: string): void {
+    const id = this.parents.get(rendition);
+    if (id === undefined) return;
+    this.parents.delete(rendition);
+    this.lostParentAt.set(rendition, this.clock.now());
+    this.counters.parentChanges++;
+    const n = this.neighbors.get(id);
+    if (n && n.state === 'open') {
+      n.pushGraceUntil.set(rendition, this.clock.now() + ENGINE_LIMITS.pushGraceMs);
+      n.refusedUntil.set(rendition, this.clock.now() + ENGINE_LIMITS.slotRefusedMs);
+      this.send(n, { type: 'slot-revoke', rendition, reason: RevokeReason.released });
+    }
+    this.log.debug({ rendition, parent: id, reason }, 'parent released');
+  }
+
+  /**
+   * Child side of upload links, run on every tick and on membership/position changes: give up
+   * parents we no longer want (after an overlap) or that lost their feed, and ask the best
+   * candidate for a slot in each wanted rendition without a parent.
+   */
+  private maintainParents(): void {
+    if (this.closed || !this.pushEnabled) return;
+    const now = this.clock.now();
+    const want = this.wantedRenditions();
+    for (const r of [...this.parents.keys()]) {
+      if (want.has(r)) { this.unwantedSince.delete(r); continue; }
+      const since = this.unwantedSince.get(r);
+      if (since === undefined) { this.unwantedSince.set(r, now); continue; }
+      let othersFed = true;
+      for (const w of want) if (!this.parents.has(w)) othersFed = false;
+      if (othersFed || now - since >= ENGINE_LIMITS.switchOverlapMs) {
+        this.unwantedSince.delete(r);
+        this.releaseParent(r, 'rendition no longer wanted');
       }
     }
+    for (const r of want) {
+      const pid = this.parents.get(r);
+      if (pid !== undefined) {
+        const st = this.neighbors.get(pid)?.status.get(r);
+        if (st && st.depth === NO_DEPTH && st.noFeedSince !== null && now - st.noFeedSince >= ENGINE_LIMITS.parentNoFeedMs) {
+          this.releaseParent(r, 'parent has no feed');
+        } else {
+          continue;
+        }
+      }
+      const ask = this.asking.get(r);
+      if (ask) {
+        if (now - ask.at < ENGINE_LIMITS.slotRequestTimeoutMs) continue;
+        this.asking.delete(r);
+        this.neighbors.get(ask.peerId)?.refusedUntil.set(r, now + ENGINE_LIMITS.slotRefusedMs);
+      }
+      const lost = this.lostParentAt.get(r);
+      if (lost !== undefined && now - lost < ENGINE_LIMITS.parentHoldDownMs) continue;
+      const cand = this.pickParent(r, now);
+      if (!cand) continue;
+      this.asking.set(r, { peerId: cand.id, at: now });
+      this.send(cand, { type: 'slot-request', rendition: r, deadlineMs: this.slackMs(r), timestamp: this.lamport.tick() });
+    }
+  }
+
+  /**
+   * The neighbor to ask for a slot: fed (depth below the limit), not refusing us lately, not our
+   * own child in that rendition; those with free slots first, then the shallowest, then the best
+   * measured throughput, then at random. A full one is asked too (our priority may outrank its
+   * lowest holder).
+   */
+  private pickParent(rendition: string, now: number): Neighbor | null {
+    let best: Neighbor | null = null;
+    let bestKey: [number, number, number, number] | null = null;
+    for (const n of this.neighbors.values()) {
+      if (n.state !== 'open') continue;
+      const st = n.status.get(rendition);
+      if (!st || st.depth >= ENGINE_LIMITS.maxDepth - 1) continue;
+      if ((n.refusedUntil.get(rendition) ?? -Infinity) > now) continue;
+      if (this.slots.has(n.id, rendition)) continue;
+      const key: [number, number, number, number] = [st.free > 0 ? 0 : 1, st.depth, -n.throughput, this.random.next()];
+      if (!bestKey || key[0] < bestKey[0] || (key[0] === bestKey[0] && (key[1] < bestKey[1]
+        || (key[1] === bestKey[1] && (key[2] < bestKey[2] || (key[2] === bestKey[2] && key[3] < bestKey[3])))))) {
+        best = n;
+        bestKey = key;
+      }
+    }
+    return best;
+  }
+
+  private onSlotRequest(n: Neighbor, f: SlotRequestFrame): void {
+    this.lamport.observe(f.timestamp);
+    const r = f.rendition;
+    const refuse = (reason: number) => {
+      this.counters.slotRefusals++;
+      this.send(n, { type: 'slot-revoke', rendition: r, reason });
+    };
+    if (!this.pushEnabled || this.depthOf(r) === NO_DEPTH) return refuse(RevokeReason.noFeed);
+    if (this.parents.get(r) === n.id) return refuse(RevokeReason.cycle);
+    if (!this.slots.has(n.id, r) && this.slots.childrenOf(r).length >= this.maxChildrenPerRendition) {
+      // per-rendition budget: only a better request may take the rendition's lowest slot
+      let worst: { peerId: string; p: SlotPriority } | null = null;
+      for (const h of this.slots.list()) if (h.rendition === r) worst = { peerId: h.peerId, p: h.priority };
+      const mine = { deadlineMs: f.deadlineMs, timestamp: f.timestamp, peerId: n.id };
+      if (!worst || compareSlot(mine, worst.p) >= 0) return refuse(RevokeReason.full);
+      this.slots.release(worst.peerId, r);
+      this.revokeChild(worst.peerId, r, RevokeReason.preempted);
+    }
+    const d = this.slots.request({
+      peerId: n.id, rendition: r, costKbps: this.slotCost(r),
+      priority: { deadlineMs: f.deadlineMs, timestamp: f.timestamp, peerId: n.id },
+    });
+    if (!d.granted) return refuse(RevokeReason.full);
+    if (d.revoked) this.revokeChild(d.revoked.peerId, d.revoked.rendition, RevokeReason.preempted);
+    this.counters.slotGrants++;
+    this.send(n, { type: 'slot-grant', rendition: r, depth: this.depthOf(r), timestamp: this.lamport.tick() });
+    this.log.debug({ child: n.id, rendition: r }, 'slot granted');
+    // cut-through from the segment in progress: push what we hold of the newest segment
+    const newest = this.store.newestSeq(r);
+    const e = newest !== undefined ? this.store.get({ rendition: r, seq: newest }) : undefined;
+    if (e && e.held > 0 && this.sendManifest(n, e)) {
+      for (let i = 0; i < e.pieces.length; i++) {
+        if (getBit(e.bitfield, i) && !this.neighborHas(n, e.ref, i) && !requested(n, e.ref, i)) n.pushQueue.push({ ref: e.ref, index: i });
+      }
+      this.pumpAll();
+    }
+    this.broadcastStatus();
+  }
+
+  private revokeChild(peerId: string, rendition: string, reason: number): void {
+    this.counters.slotRevokes++;
+    const c = this.neighbors.get(peerId);
+    if (!c || c.state !== 'open') return;
+    c.pushQueue = c.pushQueue.filter((q) => q.ref.rendition !== rendition);
+    this.send(c, { type: 'slot-revoke', rendition, reason });
+  }
+
+  private onSlotGrant(n: Neighbor, f: SlotGrantFrame): void {
+    this.lamport.observe(f.timestamp);
+    const r = f.rendition;
+    const ask = this.asking.get(r);
+    const st = n.status.get(r);
+    n.status.set(r, { depth: f.depth, free: st?.free ?? 0, noFeedSince: f.depth === NO_DEPTH ? this.clock.now() : null });
+    if (!ask || ask.peerId !== n.id || this.parents.has(r) || !this.wantedRenditions().has(r)) {
+      // not (or no longer) wanted: give it back at once
+      this.send(n, { type: 'slot-revoke', rendition: r, reason: RevokeReason.released });
+      if (ask?.peerId === n.id) this.asking.delete(r);
+      return;
+    }
+    this.asking.delete(r);
+    this.parents.set(r, n.id);
+    this.pushedFrom.set(r, this.store.newestSeq(r) ?? 0);
+    n.pushGraceUntil.delete(r);
+    this.counters.parentChanges++;
+    this.log.debug({ parent: n.id, rendition: r, depth: f.depth }, 'slot granted to us');
+    this.broadcastStatus();
+  }
+
+  private onSlotRevoke(n: Neighbor, f: SlotRevokeFrame): void {
+    const r = f.rendition;
+    const now = this.clock.now();
+    if (f.reason === RevokeReason.released) {
+      if (this.slots.release(n.id, r)) {
+        n.pushQueue = n.pushQueue.filter((q) => q.ref.rendition !== r);
+        this.broadcastStatus();
+      }
+      return;
+    }
+    // from a parent (or a refusal of our request)
+    const hold = f.reason === RevokeReason.noFeed ? ENGINE_LIMITS.slotRefusedMs / 5 : ENGINE_LIMITS.slotRefusedMs;
+    n.refusedUntil.set(r, now + hold);
+    if (this.asking.get(r)?.peerId === n.id) this.asking.delete(r);
+    if (this.parents.get(r) === n.id) {
+      this.parents.delete(r);
+      this.lostParentAt.set(r, now);
+      this.counters.parentChanges++;
+      n.pushGraceUntil.set(r, now + ENGINE_LIMITS.pushGraceMs);
+      this.broadcastStatus();
+    }
+    this.maintainParents();
+  }
+
+  private onStatus(n: Neighbor, f: StatusFrame): void {
+    const prev = n.status.get(f.rendition);
+    const noFeedSince = f.depth === NO_DEPTH ? (prev?.noFeedSince ?? this.clock.now()) : null;
+    n.status.set(f.rendition, { depth: f.depth, free: f.freeSlots, noFeedSince });
+    if (n.status.size > ENGINE_LIMITS.maxHaveEntries) n.status.delete(n.status.keys().next().value as string);
+    if (this.parents.get(f.rendition) === n.id) this.broadcastStatus(); // our depth follows our parent's
+    if (!this.parents.has(f.rendition) && this.wantedRenditions().has(f.rendition)) this.maintainParents();
+  }
+
+  /** A peer serving children only (the origin) makes room: drops one non-child neighbor when full. */
+  private evictIdleNeighbor(now: number): void {
+    if (!this.serveChildrenOnly || this.neighbors.size < this.maxNeighbors) return;
+    if (now - this.lastEviction < ENGINE_LIMITS.idleNeighborMs / 2) return;
+    for (const n of this.neighbors.values()) {
+      if (n.state !== 'open' || this.slots.hasPeer(n.id) || now - n.addedAt < ENGINE_LIMITS.idleNeighborMs) continue;
+      this.lastEviction = now;
+      this.closeNeighbor(n, 'not a child', 'not a child');
+      return;
+    }
+  }
+
+  // ================================================================ uploading
+
+  /**
+   * Uploads: pushes to children first, then answers to requests, round-robin over neighbors, while
+   * each link's buffer is below maxBufferedBytes and the upload cap's token bucket allows.
+   */
+  private pumpAll(): void {
+    if (this.closed) return;
+    const now = this.clock.now();
+    if (Number.isFinite(this.uploadBytesPerMs)) {
+      this.uploadAllowance = Math.min(this.uploadBurst(), this.uploadAllowance + (now - this.lastRefill) * this.uploadBytesPerMs);
+    } else {
+      this.uploadAllowance = Infinity;
+    }
+    this.lastRefill = now;
+    const list = [...this.neighbors.values()];
+    if (list.length === 0) return;
+    const start = this.pumpStart++ % list.length;
+    for (const pushPhase of [true, false]) {
+      let progress = true;
+      while (progress && this.uploadAllowance > 0) {
+        progress = false;
+        for (let k = 0; k < list.length && this.uploadAllowance > 0; k++) {
+          const n = list[(start + k) % list.length];
+          if (n.state !== 'open' || n.link.bufferedAmount > this.maxBufferedBytes) continue;
+          if (this.sendNext(n, pushPhase)) progress = true;
+        }
+      }
+    }
+  }
+
+  /** Sends one queued piece to n (a push, or an answer to a request). False if none was sent. */
+  private sendNext(n: Neighbor, push: boolean): boolean {
+    const queue = push ? n.pushQueue : n.queue;
+    while (queue.length > 0 && n.state === 'open') {
+      const q = queue.shift()!;
+      if (push && (!this.slots.has(n.id, q.ref.rendition) || this.neighborHas(n, q.ref, q.index))) continue;
+      const data = this.store.getPiece(q.ref, q.index);
+      if (!data) continue; // evicted meanwhile
+      if (!this.send(n, { type: 'piece', rendition: q.ref.rendition, seq: q.ref.seq, index: q.index, data })) return false;
+      this.counters.bytesUploaded += data.length;
+      n.bytesSent += data.length;
+      this.uploadAllowance -= data.length;
+      if (push) {
+        this.counters.piecesPushed++;
+        // the child has it now: don't push or serve it twice
+        const k = segmentKey(q.ref);
+        let h = n.have.get(k);
+        if (!h) {
+          const count = this.store.get(q.ref)?.pieces.length ?? 0;
+          h = { ref: q.ref, pieceCount: count, bitfield: new Uint8Array((count + 7) >> 3) };
+          n.have.set(k, h);
+          if (n.have.size > ENGINE_LIMITS.maxHaveEntries) n.have.delete(n.have.keys().next().value as string);
+        }
+        if (q.index < h.pieceCount) h.bitfield[q.index >> 3] |= 0x80 >> (q.index & 7);
+      }
+      return true;
+    }
+    return false;
   }
 
   // ================================================================ downloading
@@ -720,13 +1317,23 @@ export class Engine implements EngineApi {
     return false;
   }
 
-  /** True while the origin's root peer should not be asked for this segment yet (originPatienceMs). */
-  private originWaits(e: SegmentEntry, load: PendingLoad | undefined): boolean {
-    const okAt = this.originOkAt.get(e.key);
-    if (okAt === undefined) return false;
+  /**
+   * True while a segment is left to our parent's push: we have a parent in its rendition, learnt
+   * of the segment less than a push time ago, and no pending load of it is close to its HTTP time.
+   */
+  private leftToPush(e: SegmentEntry, load: PendingLoad | undefined): boolean {
+    if (!this.parents.has(e.ref.rendition) || e.ref.seq === INIT_SEQ) return false;
+    if (e.ref.seq < (this.pushedFrom.get(e.ref.rendition) ?? Infinity)) return false; // older than the link
+    const at = this.manifestAt.get(e.key);
+    if (at === undefined) return false;
     const now = this.clock.now();
-    if (now >= okAt) return false;
-    return !(load && load.deadline - load.httpMarginMs - now <= ENGINE_LIMITS.originUrgentMs);
+    if (now - at >= Math.max(ENGINE_LIMITS.pushWaitMs, e.manifest.durationMs)) return false;
+    return !(load && load.deadline - this.marginFor(load) - now <= ENGINE_LIMITS.urgentMs);
+  }
+
+  /** The HTTP safety margin of a load: its own, or more if HTTP has been measured slower. */
+  private marginFor(load: PendingLoad): number {
+    return this.httpTimer.margin(load.httpMarginMs);
   }
 
   /** Segments to fetch from peers, most urgent first. */
@@ -741,15 +1348,16 @@ export class Engine implements EngineApi {
         if (getBit(e.bitfield, i) || this.requests.isActive(e.ref, i) || load?.httpPieces.has(i)) continue;
         pieces.push(i);
       }
-      if (pieces.length === 0) return;
+      if (pieces.length === 0 || this.leftToPush(e, load)) return;
       const ref = e.ref;
-      const originWaits = this.originWaits(e, load);
+      const parent = this.parents.get(ref.rendition);
       out.push({
         ref, pieces,
         exclude: (id, index) => {
           if (this.requests.has(id, ref, index)) return true;
           const n = this.neighbors.get(id);
-          if (n && originWaits && n.kind === 'origin') return true;
+          // the origin serves its children only (its upload budget)
+          if (n && n.kind === 'origin' && parent !== id) return true;
           return !!n && n.badFor.has(pieceKey(ref, index));
         },
       });
@@ -802,7 +1410,10 @@ export class Engine implements EngineApi {
       if (n.state !== 'open' || n.have.size === 0) continue;
       const inflight = this.requests.countFor(n.id);
       if (inflight >= this.maxInflight) continue;
-      open.push({ id: n.id, isOrigin: n.kind === 'origin', inflight, has: (ref, i) => this.neighborHas(n, ref, i) });
+      open.push({
+        id: n.id, isOrigin: n.kind === 'origin', inflight, throughput: n.throughput,
+        has: (ref, i) => this.neighborHas(n, ref, i),
+      });
     }
     if (open.length === 0) return;
     const wanted = this.wanted();
@@ -834,7 +1445,8 @@ export class Engine implements EngineApi {
       if (now >= load.deadline) this.failLoad(load, new Error('deadline passed (no HTTP source)'));
       return;
     }
-    const late = now >= load.deadline - load.httpMarginMs;
+    const margin = this.marginFor(load);
+    const late = now >= load.deadline - margin;
     const entry = this.store.get(load.ref);
     if (!entry) {
       if (load.manifestFetching) return;
@@ -845,12 +1457,14 @@ export class Engine implements EngineApi {
     }
     // Before the deadline, pieces go to HTTP only when no neighbor is open at all: a neighbor
     // that has not announced a new live segment yet usually will within the deadline.
-    const alone = !this.hasOpenNeighbor();
-    const pieces: number[] = [];
-    for (let i = 0; i < entry.pieces.length; i++) {
-      if (getBit(entry.bitfield, i) || load.httpPieces.has(i)) continue;
-      if (late || (alone && !this.requests.isActive(load.ref, i) && !this.anyNeighborCanServe(load.ref, i))) pieces.push(i);
-    }
+    const { pieces } = fallbackPieces({
+      now, deadline: load.deadline, marginMs: margin, pieceCount: entry.pieces.length,
+      held: (i) => getBit(entry.bitfield, i),
+      viaHttp: (i) => load.httpPieces.has(i),
+      inFlight: (i) => this.requests.isActive(load.ref, i),
+      announced: (i) => this.anyNeighborCanServe(load.ref, i),
+      alone: !this.hasOpenNeighbor(),
+    });
     if (pieces.length > 0) this.fetchPiecesHttp(load, entry, pieces);
   }
 
@@ -892,10 +1506,12 @@ export class Engine implements EngineApi {
       for (let i = first; i < first + count; i++) load.httpPieces.add(i);
       this.log.debug({ ref: load.ref, start, end }, 'range over HTTP');
       let p: Promise<Uint8Array>;
+      const sentAt = this.clock.now();
       try { p = this.http!.fetchRange(load.ref, start, end); } catch (err) { p = Promise.reject(err); }
       p.then((bytes) => {
         for (let i = first; i < first + count; i++) load.httpPieces.delete(i);
         if (this.closed) return;
+        this.httpTimer.sample(this.clock.now() - sentAt);
         if (!(bytes instanceof Uint8Array) || bytes.length !== end - start) {
           this.failLoad(load, new Error(`HTTP range ${start}-${end} returned ${bytes?.length} bytes`));
           return;

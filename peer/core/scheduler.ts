@@ -3,10 +3,14 @@
  *
  * - schedule(): given the wanted segments in urgency order with the pieces still to request, and
  *   the neighbors with what they have and how busy they are, decides which piece requests to send
- *   to whom. Per piece: among neighbors that have it, are not excluded for it and have a free
- *   request slot, prefer non-origin neighbors (the origin's upload stays small), then the one with
- *   the fewest requests in flight, ties broken with the injected Random. Contiguous pieces of one
- *   segment assigned to one neighbor are coalesced into one request.
+ *   to whom, earliest deadline first (the caller passes segments in urgency order). Per piece:
+ *   among neighbors that have it, are not excluded for it and have a free request slot, prefer
+ *   non-origin neighbors (the origin's upload stays small), then the one that would deliver it
+ *   soonest by its measured throughput ((requests in flight + 1) / throughput: requests spread
+ *   across neighbors in proportion to what each delivers), ties broken with the injected Random.
+ *   Neighbors without a measurement count with the average of the measured ones (all unmeasured:
+ *   fewest requests in flight). Contiguous pieces of one segment assigned to one neighbor are
+ *   coalesced into one request.
  * - RequestTracker: the requests in flight, their timeouts (a timed-out request turns stale: the
  *   piece may be re-requested elsewhere while a late answer is still accepted), and the duplicates
  *   to CANCEL once a piece arrives.
@@ -20,6 +24,8 @@ export interface SchedNeighbor {
   isOrigin: boolean;
   /** Requests already outstanding on this neighbor (stale ones included). */
   inflight: number;
+  /** Measured delivery rate (any unit, e.g. bytes/ms); absent or <= 0 when unknown. */
+  throughput?: number;
   has(ref: SegmentRef, index: number): boolean;
 }
 
@@ -52,6 +58,12 @@ export function schedule(segments: SchedSegment[], neighbors: SchedNeighbor[], o
   }
   const out: PieceRequest[] = [];
   if (capacity === 0) return out;
+  let known = 0;
+  let sum = 0;
+  for (const n of neighbors) if (n.throughput !== undefined && n.throughput > 0) { known++; sum += n.throughput; }
+  const avg = known > 0 ? sum / known : 1;
+  const rate = new Map<string, number>();
+  for (const n of neighbors) rate.set(n.id, n.throughput !== undefined && n.throughput > 0 ? n.throughput : avg);
   const candidates: SchedNeighbor[] = [];
   for (const seg of segments) {
     // neighbor id -> indexes assigned in this segment (ascending, since pieces are visited in order)
@@ -71,20 +83,20 @@ export function schedule(segments: SchedSegment[], neighbors: SchedNeighbor[], o
       }
       if (candidates.length === 0) continue;
       let best: SchedNeighbor | null = null;
-      let bestLoad = Infinity;
+      let bestCost = Infinity;
       let ties = 0;
       for (const n of candidates) {
         if (anyNonOrigin && n.isOrigin) continue;
-        const l = load.get(n.id)!;
-        if (l < bestLoad) { best = n; bestLoad = l; ties = 1; }
-        else if (l === bestLoad) {
-          // reservoir sampling among equally loaded neighbors: uniform tie-break
+        const cost = (load.get(n.id)! + 1) / rate.get(n.id)!;
+        if (cost < bestCost - 1e-12) { best = n; bestCost = cost; ties = 1; }
+        else if (Math.abs(cost - bestCost) <= 1e-12) {
+          // reservoir sampling among equally good neighbors: uniform tie-break
           ties++;
           if (opts.random.next() * ties < 1) best = n;
         }
       }
       const chosen = best!;
-      load.set(chosen.id, bestLoad + 1);
+      load.set(chosen.id, load.get(chosen.id)! + 1);
       capacity--;
       let list = assigned.get(chosen.id);
       if (!list) { list = []; assigned.set(chosen.id, list); order.push(chosen.id); }
@@ -238,4 +250,66 @@ export class RequestTracker {
     const n = (this.perNeighbor.get(neighborId) ?? 0) - 1;
     if (n <= 0) this.perNeighbor.delete(neighborId); else this.perNeighbor.set(neighborId, n);
   }
+}
+
+// ---------------------------------------------------------------- HTTP fallback timing
+
+/**
+ * Keeps a running estimate of how long an HTTP fallback fetch takes (EWMA of the mean and of the
+ * mean deviation, like TCP's RTO), so the engine starts the fallback early enough: the margin is
+ * max(base, mean + 4 * deviation), capped. Pure: callers pass durations they measured.
+ */
+export class HttpTimer {
+  private mean = -1;
+  private dev = 0;
+  samples = 0;
+  constructor(private readonly maxMarginMs = 5000) {}
+
+  /** One fetch took `ms` (request to last byte). */
+  sample(ms: number): void {
+    if (!Number.isFinite(ms) || ms < 0) return;
+    this.samples++;
+    if (this.mean < 0) { this.mean = ms; this.dev = ms / 2; return; }
+    const err = ms - this.mean;
+    this.mean += err / 8;
+    this.dev += (Math.abs(err) - this.dev) / 4;
+  }
+
+  /** The estimated fetch time (ms), or null before the first sample. */
+  estimate(): number | null {
+    return this.mean < 0 ? null : this.mean;
+  }
+
+  /** The safety margin to use before a deadline, at least `baseMs`. */
+  margin(baseMs: number): number {
+    if (this.mean < 0) return baseMs;
+    return Math.max(baseMs, Math.min(this.maxMarginMs, this.mean + 4 * this.dev));
+  }
+}
+
+/**
+ * Fallback decision for one pending load (pure, unit-tested): which missing pieces go to HTTP
+ * now. At `deadline - margin` every missing piece not already being fetched over HTTP; before
+ * that, only when no neighbor is open at all, the pieces nobody in flight or announced can serve.
+ */
+export function fallbackPieces(p: {
+  now: number;
+  deadline: number;
+  marginMs: number;
+  pieceCount: number;
+  held(index: number): boolean;
+  viaHttp(index: number): boolean;
+  /** A request for this piece is in flight (not timed out) to some neighbor. */
+  inFlight(index: number): boolean;
+  /** Some open neighbor announced this piece. */
+  announced(index: number): boolean;
+  alone: boolean;
+}): { late: boolean; pieces: number[] } {
+  const late = p.now >= p.deadline - p.marginMs;
+  const pieces: number[] = [];
+  for (let i = 0; i < p.pieceCount; i++) {
+    if (p.held(i) || p.viaHttp(i)) continue;
+    if (late || (p.alone && !p.inFlight(i) && !p.announced(i))) pieces.push(i);
+  }
+  return { late, pieces };
 }

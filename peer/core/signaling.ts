@@ -55,10 +55,43 @@ export interface PeersRequest {
   /** How many candidates are wanted (the tracker caps it). */
   max?: number;
 }
+/** Traffic on one neighbor connection, as counted by the reporting peer (cumulative bytes). */
+export interface ReportLink {
+  peerId: string;
+  /** Piece payload bytes the reporter sent to this neighbor. */
+  sent: number;
+  /** Verified piece payload bytes the reporter received from this neighbor. */
+  received: number;
+  /** The neighbor pushes to the reporter on an upload link / the reporter pushes to it. */
+  parent?: boolean;
+  child?: boolean;
+  /** Pieces from this neighbor that failed verification (cumulative). */
+  bad?: number;
+}
+/** A neighbor the reporter banned since its previous report. */
+export interface ReportBan {
+  peerId: string;
+  reason: string;
+}
 export interface ReportMessage {
   type: 'report';
+  /** Numeric counters and QoS figures (see docs/stats-api.md for the names the tracker reads). */
   stats: Record<string, number>;
+  /** Per-neighbor traffic (at most REPORT_MAX_LINKS entries). */
+  links?: ReportLink[];
+  /** Rendition being played (viewers). */
+  rendition?: string;
+  /** NAT type, when the peer knows it (e.g. 'open', 'cone', 'symmetric'). */
+  nat?: string;
+  /** Region / locality scope, when configured. */
+  region?: string;
+  /** Bans since the previous report (at most REPORT_MAX_BANS). */
+  bans?: ReportBan[];
 }
+/** Bounds of the optional report members (the tracker's schema enforces them). */
+export const REPORT_MAX_LINKS = 64;
+export const REPORT_MAX_BANS = 16;
+export const REPORT_MAX_LABEL = 32;
 export interface LeaveMessage {
   type: 'leave';
 }

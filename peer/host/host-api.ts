@@ -36,6 +36,12 @@ export interface PeerHostOptions {
   tickMs?: number;
   /** Report period to the tracker. Default 5000 ms. */
   reportMs?: number;
+  /**
+   * Extra figures for each report (e.g. the watch page's QoS: stalls, startup, latency):
+   * numbers join the report's stats; the strings `rendition`, `nat` and `region` become the
+   * report's labels; anything else is dropped.
+   */
+  extraReport?: () => Record<string, number | string>;
 }
 
 export interface PeerHostStats {

@@ -15,16 +15,22 @@
  * - Failed attempts back a peer off exponentially (5 s -> 5 min, jittered); a closed link backs
  *   it off briefly (linkClosedBackoffMs). Below target, the host asks the tracker for peers
  *   (rate-limited: at most every peersRequestMinMs after churn, and every peersIntervalMs).
+ * - Membership: the neighbor set is bounded (targetNeighbors initiated, the engine's maxNeighbors
+ *   in all). Every replaceIntervalMs, when at target and the tracker's samples hold a candidate we
+ *   are not connected to, the engine's least useful neighbor (worstNeighbor(): no upload link,
+ *   fewest bytes exchanged lately) is dropped and the candidate takes its place.
+ * - Without a tracker (unreachable, restarting) existing links stay up and the engine keeps
+ *   streaming from them; the host reconnects in the background.
  * - engine.tick() every tickMs (from start(), even before the tracker answers, so the HTTP
  *   fallback keeps working without a tracker); engine.stats() reported every reportMs.
  */
 import type { EngineApi } from '../core/engine-api.js';
 import type { Link, Logger, PeerKind } from '../core/types.js';
 import { silentLogger } from '../core/types.js';
-import type { IceServer, PeerInfo, SignalData, WelcomeMessage } from '../core/signaling.js';
+import { REPORT_MAX_BANS, REPORT_MAX_LINKS, type IceServer, type PeerInfo, type ReportBan, type ReportLink, type SignalData, type WelcomeMessage } from '../core/signaling.js';
 import type { PeerConnector, Transport } from '../transport/transport-api.js';
 import type { PeerHostOptions, PeerHostStats } from './host-api.js';
-import { SignalingClient, type SignalingClientStats } from './signaling-client.js';
+import { SignalingClient, type ReportExtra, type SignalingClientStats } from './signaling-client.js';
 import { globalTimers, type TimerHandle, type Timers } from './timers.js';
 
 export const HOST_DEFAULTS = {
@@ -36,8 +42,12 @@ export const HOST_DEFAULTS = {
   failureBackoffMs: 5000,
   maxFailureBackoffMs: 300_000,
   linkClosedBackoffMs: 3000,
+  /** A peer that failed giveUpAfterFailures times in a row is left alone this long, however often proposed. */
+  giveUpMs: 30 * 60_000,
+  giveUpAfterFailures: 6,
   maxPendingIncoming: 8,
   maxKnownPeers: 500,
+  replaceIntervalMs: 20_000,
 } as const;
 
 /** Extra knobs beyond the PeerHostOptions contract (tests, tuning). */
@@ -51,6 +61,8 @@ export interface PeerHostExtraOptions {
   maxFailureBackoffMs?: number;
   linkClosedBackoffMs?: number;
   maxPendingIncoming?: number;
+  /** Drop-the-worst period (0 = never). */
+  replaceIntervalMs?: number;
   /** Tracker reconnect back-off bounds (default 1 s -> 30 s). */
   reconnectMinMs?: number;
   reconnectMaxMs?: number;
@@ -63,6 +75,8 @@ export interface PeerHostStatsDetail extends PeerHostStats {
   rejectsSent: number;
   glareResolved: number;
   linksClosed: number;
+  /** Neighbors dropped to make room for fresh candidates. */
+  neighborsReplaced: number;
   knownPeers: number;
   tracker: SignalingClientStats;
 }
@@ -78,6 +92,8 @@ interface Conn {
 interface Backoff {
   failures: number;
   until: number;
+  /** Set once the peer failed too often: no attempts until `until`, then a fresh start. */
+  givenUp?: boolean;
 }
 
 export class PeerHost {
@@ -92,6 +108,10 @@ export class PeerHost {
   private readonly cfg: Required<Omit<PeerHostExtraOptions, 'timers' | 'random'>>;
   private readonly client: SignalingClient;
   private readonly myId: string;
+  private readonly extraReport: (() => Record<string, number | string>) | null;
+  /** Bad pieces per sending neighbor, and bans since the last report (for the tracker's dashboard). */
+  private readonly badBy = new Map<string, number>();
+  private pendingBans: ReportBan[] = [];
 
   private readonly conns = new Map<string, Conn>();
   private readonly known = new Map<string, PeerInfo>();
@@ -113,7 +133,9 @@ export class PeerHost {
     rejectsSent: 0,
     glareResolved: 0,
     linksClosed: 0,
+    neighborsReplaced: 0,
   };
+  private lastReplace = 0;
 
   constructor(opts: PeerHostOptions & PeerHostExtraOptions) {
     if (!opts || !opts.engine || !opts.transport || !opts.webSocket) throw new TypeError('engine, transport and webSocket are required');
@@ -132,6 +154,13 @@ export class PeerHost {
     this.target = posInt(opts.targetNeighbors, HOST_DEFAULTS.targetNeighbors, 'targetNeighbors', 0);
     this.tickMs = posInt(opts.tickMs, HOST_DEFAULTS.tickMs, 'tickMs');
     this.reportMs = posInt(opts.reportMs, HOST_DEFAULTS.reportMs, 'reportMs');
+    this.extraReport = typeof opts.extraReport === 'function' ? opts.extraReport : null;
+    this.engine.on('bad-piece', (e) => {
+      if (this.badBy.size < 1000 || this.badBy.has(e.peerId)) this.badBy.set(e.peerId, (this.badBy.get(e.peerId) ?? 0) + 1);
+    });
+    this.engine.on('neighbor-banned', (e) => {
+      if (this.pendingBans.length < REPORT_MAX_BANS) this.pendingBans.push({ peerId: e.peerId, reason: e.reason });
+    });
     this.cfg = {
       peersIntervalMs: posInt(opts.peersIntervalMs, HOST_DEFAULTS.peersIntervalMs, 'peersIntervalMs'),
       peersRequestMinMs: posInt(opts.peersRequestMinMs, HOST_DEFAULTS.peersRequestMinMs, 'peersRequestMinMs', 0),
@@ -139,6 +168,7 @@ export class PeerHost {
       maxFailureBackoffMs: posInt(opts.maxFailureBackoffMs, HOST_DEFAULTS.maxFailureBackoffMs, 'maxFailureBackoffMs'),
       linkClosedBackoffMs: posInt(opts.linkClosedBackoffMs, HOST_DEFAULTS.linkClosedBackoffMs, 'linkClosedBackoffMs', 0),
       maxPendingIncoming: posInt(opts.maxPendingIncoming, HOST_DEFAULTS.maxPendingIncoming, 'maxPendingIncoming'),
+      replaceIntervalMs: posInt(opts.replaceIntervalMs, HOST_DEFAULTS.replaceIntervalMs, 'replaceIntervalMs', 0),
       reconnectMinMs: posInt(opts.reconnectMinMs, 1000, 'reconnectMinMs'),
       reconnectMaxMs: posInt(opts.reconnectMaxMs, 30_000, 'reconnectMaxMs'),
     };
@@ -233,6 +263,7 @@ export class PeerHost {
       rejectsSent: this.counters.rejectsSent,
       glareResolved: this.counters.glareResolved,
       linksClosed: this.counters.linksClosed,
+      neighborsReplaced: this.counters.neighborsReplaced,
       knownPeers: this.known.size,
       tracker: this.client.stats(),
     };
@@ -449,16 +480,45 @@ export class PeerHost {
     const now = this.timers.now();
     for (const [id, b] of this.backoff) {
       if (b.until <= now && b.failures === 0) this.backoff.delete(id);
-      // Forget peers that keep failing: the tracker will offer them again if they are alive.
-      if (b.failures >= 6 && b.until <= now) {
+      if (b.until > now) continue;
+      if (b.givenUp) {
+        // The give-up period is over: the peer gets a fresh cycle of attempts if proposed again.
         this.backoff.delete(id);
+      } else if (b.failures >= HOST_DEFAULTS.giveUpAfterFailures) {
+        // Give up on peers that keep failing; the back-off entry outlives the tracker's re-proposals.
+        this.backoff.set(id, { failures: b.failures, until: now + HOST_DEFAULTS.giveUpMs, givenUp: true });
         this.known.delete(id);
+        this.log.debug({ remoteId: id, failures: b.failures }, 'giving up on peer');
       }
     }
     if (this.conns.size < this.target) {
       this.fillNeighbors();
       if (this.conns.size < this.target) this.requestPeers();
+    } else {
+      this.replaceWorst(now);
     }
+  }
+
+  /** Drop the least useful neighbor when a fresh candidate is waiting (bounded, gradual). */
+  private replaceWorst(now: number): void {
+    if (this.cfg.replaceIntervalMs === 0 || now - this.lastReplace < this.cfg.replaceIntervalMs) return;
+    if (!this.client.isWelcomed || !this.engine.worstNeighbor || !this.engine.dropNeighbor) return;
+    let candidate = false;
+    for (const id of this.known.keys()) {
+      if (id !== this.myId && !this.conns.has(id) && !this.inBackoff(id, now)) { candidate = true; break; }
+    }
+    if (!candidate) {
+      this.lastReplace = now;
+      this.requestPeers(); // fresh samples for the next round
+      return;
+    }
+    const worst = this.engine.worstNeighbor();
+    this.lastReplace = now;
+    if (worst === null) return;
+    this.counters.neighborsReplaced++;
+    this.log.debug({ remoteId: worst }, 'replacing the least useful neighbor');
+    this.engine.dropNeighbor(worst, 'replaced');
+    // the link closes -> onLinkClosed -> afterChurn connects a candidate
   }
 
   private safeTick(): void {
@@ -495,7 +555,34 @@ export class PeerHost {
       connectFailures: h.connectFailures,
     };
     for (const k of Object.keys(stats)) if (!Number.isFinite(stats[k])) delete stats[k];
-    this.client.report(stats);
+    const extra: ReportExtra = {};
+    try {
+      extra.links = this.engine.neighborStats().slice(0, REPORT_MAX_LINKS).map((n) => {
+        const l: ReportLink = { peerId: n.peerId, sent: n.bytesSent, received: n.bytesReceived };
+        if (n.isParent) l.parent = true;
+        if (n.isChild) l.child = true;
+        const bad = this.badBy.get(n.peerId);
+        if (bad) l.bad = bad;
+        return l;
+      });
+    } catch (err) {
+      this.log.debug({ err: String(err) }, 'engine.neighborStats threw');
+    }
+    if (this.pendingBans.length > 0) {
+      extra.bans = this.pendingBans;
+      this.pendingBans = [];
+    }
+    if (this.extraReport) {
+      try {
+        for (const [k, v] of Object.entries(this.extraReport())) {
+          if (typeof v === 'number') stats[k] = v;
+          else if (k === 'rendition' || k === 'nat' || k === 'region') extra[k] = v;
+        }
+      } catch (err) {
+        this.log.debug({ err: String(err) }, 'extraReport threw');
+      }
+    }
+    this.client.report(stats, extra);
   }
 }
 
@@ -513,6 +600,11 @@ class HostLink implements Link {
 
   get remoteId(): string {
     return this.inner.remoteId;
+  }
+
+  /** The transport's ConnectionInfo (direct or relayed), when it has one. */
+  get connection(): unknown {
+    return (this.inner as { connection?: unknown }).connection;
   }
 
   get bufferedAmount(): number {

@@ -13,8 +13,11 @@ import type { Logger, PeerKind } from '../core/types.js';
 import { silentLogger } from '../core/types.js';
 import {
   SIGNAL_BURST, SIGNAL_MAX_BYTES, SIGNAL_RATE_PER_SEC,
-  type ClientMessage, type IceServer, type PeerInfo, type SignalData, type TrackerMessage, type WelcomeMessage,
+  REPORT_MAX_BANS, REPORT_MAX_LINKS,
+  type ClientMessage, type IceServer, type PeerInfo, type ReportBan, type ReportLink, type ReportMessage, type SignalData,
+  type TrackerMessage, type WelcomeMessage,
 } from '../core/signaling.js';
+import { isValidName } from '../core/paths.js';
 import type { WebSocketCtor, WebSocketLike } from './host-api.js';
 import { globalTimers, type TimerHandle, type Timers } from './timers.js';
 
@@ -154,6 +157,63 @@ export function parseTrackerMessage(raw: unknown): TrackerMessage | null {
   }
 }
 
+// ------------------------------------------------------------------ outgoing reports
+
+/** The optional members of a report (ReportMessage without type and stats). */
+export type ReportExtra = Omit<ReportMessage, 'type' | 'stats'>;
+
+const REPORT_KEY_RE = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/;
+const REPORT_LABEL_RE = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,31}$/;
+const REPORT_MAX_KEYS = 64;
+
+const finiteNonNeg = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v) && v >= 0;
+
+/**
+ * Trims a report to the tracker's schema (tracker/schemas.ts): finite numbers under valid keys
+ * (at most 64), at most REPORT_MAX_LINKS links with valid peer ids and non-negative counters,
+ * labels matching [A-Za-z0-9][A-Za-z0-9_.:-]{0,31}, at most REPORT_MAX_BANS bans. Whatever does
+ * not fit is dropped, so a peer-side slip never gets the whole report rejected.
+ */
+export function sanitizeReport(stats: Record<string, number>, extra: ReportExtra = {}): ReportMessage {
+  const clean: Record<string, number> = {};
+  let n = 0;
+  for (const [k, v] of Object.entries(stats)) {
+    if (n >= REPORT_MAX_KEYS) break;
+    if (!REPORT_KEY_RE.test(k) || typeof v !== 'number' || !Number.isFinite(v)) continue;
+    clean[k] = v;
+    n++;
+  }
+  const msg: ReportMessage = { type: 'report', stats: clean };
+  if (Array.isArray(extra.links)) {
+    const links: ReportLink[] = [];
+    for (const l of extra.links) {
+      if (links.length >= REPORT_MAX_LINKS) break;
+      if (!isObj(l) || !PEER_ID_RE.test(String(l.peerId)) || !finiteNonNeg(l.sent) || !finiteNonNeg(l.received)) continue;
+      const out: ReportLink = { peerId: l.peerId, sent: Math.round(l.sent), received: Math.round(l.received) };
+      if (l.parent === true) out.parent = true;
+      if (l.child === true) out.child = true;
+      if (finiteNonNeg(l.bad) && l.bad > 0) out.bad = Math.round(l.bad);
+      links.push(out);
+    }
+    msg.links = links;
+  }
+  if (typeof extra.rendition === 'string' && isValidName(extra.rendition)) msg.rendition = extra.rendition;
+  for (const key of ['nat', 'region'] as const) {
+    const v = extra[key];
+    if (typeof v === 'string' && REPORT_LABEL_RE.test(v)) msg[key] = v;
+  }
+  if (Array.isArray(extra.bans) && extra.bans.length > 0) {
+    const bans: ReportBan[] = [];
+    for (const b of extra.bans) {
+      if (bans.length >= REPORT_MAX_BANS) break;
+      if (!isObj(b) || !PEER_ID_RE.test(String(b.peerId)) || typeof b.reason !== 'string') continue;
+      bans.push({ peerId: b.peerId, reason: b.reason.replace(/[^\x20-\x7e]/g, '').slice(0, 64) });
+    }
+    if (bans.length > 0) msg.bans = bans;
+  }
+  return msg;
+}
+
 // ------------------------------------------------------------------ client
 
 export interface SignalingClientHandlers {
@@ -281,8 +341,9 @@ export class SignalingClient {
     return this.send(max === undefined ? { type: 'peers' } : { type: 'peers', max });
   }
 
-  report(stats: Record<string, number>): boolean {
-    return this.send({ type: 'report', stats });
+  /** Sends a report, first trimmed to what the tracker's schema accepts (sanitizeReport). */
+  report(stats: Record<string, number>, extra: ReportExtra = {}): boolean {
+    return this.send(sanitizeReport(stats, extra));
   }
 
   stats(): SignalingClientStats {

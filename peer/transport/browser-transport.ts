@@ -16,7 +16,7 @@
 import type { Link, Logger } from '../core/types.js';
 import { silentLogger } from '../core/types.js';
 import type { IceServer, SignalData } from '../core/signaling.js';
-import type { ConnectorOptions, PeerConnector, Transport } from './transport-api.js';
+import type { ConnectionInfo, ConnectorOptions, PeerConnector, Transport } from './transport-api.js';
 
 export const DATA_CHANNEL_LABEL = 'starling';
 export const DATA_CHANNEL_ID = 0;
@@ -194,6 +194,8 @@ class BrowserConnector implements PeerConnector {
     this.state = 'open';
     this.clearTimer();
     this.link = new BrowserLink(this.remoteId, this.dc, () => this.close());
+    const link = this.link;
+    void selectedPairInfo(this.pc).then((info) => (link.connection = info));
     this.o.onLink(this.link);
   }
 
@@ -240,7 +242,29 @@ class BrowserConnector implements PeerConnector {
   }
 }
 
+/** Direct or relayed, from getStats()' selected candidate pair (resolved shortly after opening). */
+export async function selectedPairInfo(pc: RTCPeerConnection): Promise<ConnectionInfo | undefined> {
+  try {
+    const stats = await pc.getStats();
+    const byId = new Map<string, Record<string, unknown>>();
+    stats.forEach((r: Record<string, unknown>) => byId.set(r.id as string, r));
+    let pair: Record<string, unknown> | undefined;
+    for (const r of byId.values()) {
+      if (r.type === 'transport' && typeof r.selectedCandidatePairId === 'string') pair = byId.get(r.selectedCandidatePairId);
+    }
+    if (!pair) for (const r of byId.values()) if (r.type === 'candidate-pair' && r.nominated && r.state === 'succeeded') pair = r;
+    if (!pair) return undefined;
+    const local = String(byId.get(pair.localCandidateId as string)?.candidateType ?? 'unknown');
+    const remote = String(byId.get(pair.remoteCandidateId as string)?.candidateType ?? 'unknown');
+    return { local, remote, relayed: local === 'relay' || remote === 'relay' };
+  } catch {
+    return undefined;
+  }
+}
+
 class BrowserLink implements Link {
+  /** Selected candidate pair (see ConnectionInfo); undefined until getStats() answered. */
+  connection: ConnectionInfo | undefined;
   private handler: ((frame: Uint8Array) => void) | null = null;
   private queue: Uint8Array[] = [];
   private isClosed = false;

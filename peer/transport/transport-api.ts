@@ -34,3 +34,24 @@ export interface Transport {
   /** Creates the connection; an initiator sends its offer right away. */
   connect(opts: ConnectorOptions): PeerConnector;
 }
+
+/** How an open connection runs, from the selected ICE candidate pair (NAT traversal, issue 8). */
+export interface ConnectionInfo {
+  /** Candidate types of the selected pair: 'host' | 'srflx' | 'prflx' | 'relay'. */
+  local: string;
+  remote: string;
+  /** Either side's selected candidate is a TURN relay: the traffic goes through the TURN server. */
+  relayed: boolean;
+}
+
+/** Transports' Links may carry `connection` (set once known); undefined when not (yet) known. */
+export function connectionInfoOf(link: unknown): ConnectionInfo | undefined {
+  const c = (link as { connection?: ConnectionInfo } | null)?.connection;
+  return c && typeof c.relayed === 'boolean' ? c : undefined;
+}
+
+/** The `typ` of an a=candidate line ('candidate:1 1 udp 2130706431 10.0.0.2 5000 typ host'). */
+export function candidateType(candidate: string | undefined | null): string {
+  const m = /\btyp\s+(\w+)/.exec(candidate ?? '');
+  return m ? m[1] : 'unknown';
+}

@@ -28,7 +28,7 @@ import { RTCPeerConnection, type RTCDataChannel } from 'werift';
 import type { Link, Logger } from '../core/types.js';
 import { silentLogger } from '../core/types.js';
 import type { IceServer, SignalData } from '../core/signaling.js';
-import type { ConnectorOptions, PeerConnector, Transport } from './transport-api.js';
+import { candidateType, type ConnectionInfo, type ConnectorOptions, type PeerConnector, type Transport } from './transport-api.js';
 
 export const DATA_CHANNEL_LABEL = 'starling';
 export const DATA_CHANNEL_ID = 0;
@@ -234,6 +234,7 @@ class WeriftConnector implements PeerConnector {
     this.state = 'open';
     this.clearTimer();
     this.link = new WeriftLink(this.remoteId, this.dc, () => this.close());
+    this.link.connection = selectedPairInfo(this.pc);
     this.o.onLink(this.link);
   }
 
@@ -317,8 +318,23 @@ function candidateInit(c: { candidate: string; sdpMid?: string | null; sdpMLineI
   return out;
 }
 
+/** Direct or relayed, from werift's selected (nominated) ICE candidate pair; undefined if none. */
+export function selectedPairInfo(pc: RTCPeerConnection): ConnectionInfo | undefined {
+  try {
+    const pair = pc.iceTransports[0]?.getSelectedCandidatePair();
+    if (!pair) return undefined;
+    const local = candidateType(pair.local?.candidate);
+    const remote = candidateType(pair.remote?.candidate);
+    return { local, remote, relayed: local === 'relay' || remote === 'relay' };
+  } catch {
+    return undefined;
+  }
+}
+
 /** The open data channel as a Link. Frames received before the engine set onMessage are queued. */
 class WeriftLink implements Link {
+  /** Selected candidate pair when the channel opened (see ConnectionInfo). */
+  connection: ConnectionInfo | undefined;
   private handler: ((frame: Uint8Array) => void) | null = null;
   private queue: Uint8Array[] = [];
   private isClosed = false;

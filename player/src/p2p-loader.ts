@@ -66,7 +66,7 @@ export interface DeadlinePolicy {
   /**
    * Upper bound of now→deadline (ms). Default: one segment duration. A segment that may wait
    * for peers longer than that would hold hls.js's (sequential) fragment loading back and let
-   * a slow swarm starve the buffer, so beyond one segment we prefer HTTP.
+   * a slow swarm starve the buffer (VoD, catching up), so beyond one segment we prefer HTTP.
    */
   maxWaitMs?: number;
 }
@@ -95,21 +95,28 @@ export function computeDeadline(
 /**
  * Fills hls.js LoaderStats from an engine LoadResult. `requestedAt` is when hls.js asked (the
  * engine clock must be performance.now(), the basis hls.js uses, so the numbers compare).
- * A segment (or its first piece) that was already held when hls.js asked gets first = start:
- * times never precede the request.
  *
- * ABR implication: hls.js's bandwidth estimate is loaded / (end - start - ttfb). A segment the
- * engine already held (pushed by the overlay before hls.js asked) "arrives" in ~0 ms and
- * inflates the estimate (hls.js floors a sample at 50 ms); a segment whose pieces trickle in
- * from a slow peer until the deadline deflates it below what HTTP would give. Both are
- * truthful about this load but not about the network. Issue 4 will refine this (e.g. report
- * the throughput of the pieces actually transferred for this request, or skip samples of
- * segments that were already held).
+ * ABR: hls.js's bandwidth sample is loaded / (end - start - ttfb). Wall time from request to
+ * completion is not the network's rate here: a segment pushed by the overlay before hls.js
+ * asked "arrives" in ~0 ms (inflating the estimate), and one whose pieces we deliberately leave
+ * to peers until the deadline takes as long as we chose to wait (deflating it). So when the
+ * engine reports the segment's network time (`transferMs`: first to last piece arrival), the
+ * stats span exactly that, ending at completion: start = first = end - transferMs (at least
+ * 1 ms). Without it (older engines), start is the request time and first the first byte, never
+ * before the request.
  */
-export function fillStats(stats: LoaderStats, requestedAt: number, result: Pick<LoadResult, 'data' | 'firstByteAt' | 'completedAt'>): void {
-  const start = requestedAt;
-  const first = Math.max(start, finiteOr(result.firstByteAt, start));
+export function fillStats(
+  stats: LoaderStats,
+  requestedAt: number,
+  result: Pick<LoadResult, 'data' | 'firstByteAt' | 'completedAt' | 'transferMs'>,
+): void {
+  let start = requestedAt;
+  let first = Math.max(start, finiteOr(result.firstByteAt, start));
   const end = Math.max(first, finiteOr(result.completedAt, first));
+  if (typeof result.transferMs === 'number' && Number.isFinite(result.transferMs) && result.transferMs >= 0) {
+    start = end - Math.max(1, result.transferMs);
+    first = start;
+  }
   stats.loading.start = start;
   stats.loading.first = first;
   stats.loading.end = end;

@@ -7,6 +7,7 @@
  *   p2p=0            HTTP-only baseline: plain hls.js, no engine, no tracker (for comparisons)
  *   tracker=<url>    override /config.json's trackerUrl (ws://host:port/ws)
  *   debug=1          engine/host debug logs in the console
+ *   upload=<kbit/s>  this page's upload cap for the swarm (default: the engine's browser cap, 4000)
  *
  * window.starling = { stats(), engine, hls, host, info, config } for tests and the curious.
  */
@@ -18,6 +19,7 @@ import { nobleCrypto, hexToBytes } from '../../peer/core/crypto.js';
 import { channelInfoPath, isValidName, masterPlaylistPath, parseSegmentUrl, type ChannelInfo } from '../../peer/core/paths.js';
 import type { Clock, EngineStats, Logger } from '../../peer/core/types.js';
 import type { WebSocketCtor } from '../../peer/host/host-api.js';
+import { mountChannelList } from './channel-list.js';
 import { FetchHttpSource } from './http-source.js';
 import { createP2PFragmentLoader } from './p2p-loader.js';
 import { StallMonitor, watchStalls } from './stall-monitor.js';
@@ -89,6 +91,8 @@ const clock: Clock = { now: () => performance.now() };
 const params = new URLSearchParams(location.search);
 const p2pEnabled = params.get('p2p') !== '0';
 const debug = params.get('debug') === '1';
+const uploadParam = Number(params.get('upload'));
+const uploadLimitKbps = Number.isFinite(uploadParam) && uploadParam > 0 ? uploadParam : undefined;
 
 const $ = <T extends HTMLElement>(id: string): T => {
   const el = document.getElementById(id);
@@ -259,6 +263,7 @@ async function main(): Promise<void> {
   if (!isValidName(requested)) throw new Error(`invalid channel name: ${requested}`);
   channel = requested;
   channelEl.textContent = channel;
+  mountChannelList(channel, { video });
   document.title = `${channel} · Starling`;
   info = await getJson<ChannelInfo>(channelInfoPath(channel));
 
@@ -304,6 +309,7 @@ async function main(): Promise<void> {
       log: consoleLogger('engine'),
       http,
       interest: 'following',
+      uploadLimitKbps,
     });
     engine = e;
     host = new PeerHost({
@@ -314,6 +320,15 @@ async function main(): Promise<void> {
       transport: createBrowserTransport({ log: consoleLogger('rtc') }),
       webSocket: globalThis.WebSocket as unknown as WebSocketCtor,
       log: consoleLogger('host'),
+      // QoS figures for the tracker's dashboard (docs/stats-api.md); nulls are left out.
+      extraReport: () => {
+        const s = stats();
+        const r: Record<string, number | string> = { stalls: s.stalls, stalledMs: s.stalledMs, bufferMs: Math.round(s.bufferAheadSeconds * 1000) };
+        if (s.startupMs !== null) Object.assign(r, { startupMs: s.startupMs, watchMs: Math.max(0, Math.round(clock.now() - s.startupMs)) });
+        if (s.latencySeconds !== null) r.latencyMs = Math.round(s.latencySeconds * 1000);
+        if (s.rendition) r.rendition = s.rendition;
+        return r;
+      },
     });
     host.start().catch((err: unknown) => {
       console.warn('[host] could not start; playing from HTTP only', err);

@@ -6,6 +6,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { NAME_PATTERN } from '../../peer/core/paths.js';
 import type { TrackerContext } from '../context.js';
+import { adminGuard } from './stats.js';
 
 const kindCounts = {
   type: 'object',
@@ -34,7 +35,7 @@ const peersSchema = {
   },
   querystring: {
     type: 'object',
-    properties: { limit: { type: 'integer', minimum: 1, maximum: 100000, default: 10000 } },
+    properties: { limit: { type: 'integer', minimum: 1, maximum: 100000, default: 10000 }, token: { type: 'string' } },
   },
   response: {
     200: {
@@ -84,7 +85,7 @@ export const apiPlugin: FastifyPluginAsync<{ ctx: TrackerContext }> = async (app
 
   app.get<{ Params: { channel: string }; Querystring: { limit: number } }>(
     '/api/channels/:channel/peers',
-    { schema: peersSchema },
+    { schema: peersSchema, preHandler: adminGuard(ctx) },
     async (req) =>
       ctx.registry
         .peers(req.params.channel)

@@ -18,6 +18,7 @@ import { hostFromHeader, iceServersFor, urlHost } from '../ice.js';
 import { TokenBucket } from '../rate-limit.js';
 import type { PeerRecord } from '../registry.js';
 import { parseClientMessage, type RejectReason } from '../schemas.js';
+import { natTrackerFor } from '../nat.js';
 
 /** WebSocket close codes used by the tracker. */
 export const CLOSE_NORMAL = 1000;
@@ -132,14 +133,21 @@ export class Session implements PeerConn {
         return this.relay(peer, msg);
       case 'peers': {
         const max = Math.min(msg.max ?? limits.maxPeersPerRequest, limits.maxPeersPerRequest);
-        const peers = registry.sample(peer.channel, { exclude: peer.peerId, max, maxInfra: limits.maxInfraPerSample, random });
+        // NAT traversal: likely-direct neighbors first (tracker/nat.ts).
+        const peers = natTrackerFor(this.ctx).prefer(peer, max, (n) =>
+          registry.sample(peer.channel, { exclude: peer.peerId, max: n, maxInfra: limits.maxInfraPerSample, random }));
         this.send({ type: 'peers', peers });
         return;
       }
-      case 'report':
+      case 'report': {
+        natTrackerFor(this.ctx).noteReport(peer, msg);
+        const outcome = this.ctx.stats.report(peer.channel, peer.peerId, msg);
+        this.ctx.statsMetrics.observe(peer.channel, outcome);
+        if (!outcome.accepted) return; // too frequent: dropped (counted), no answer
         peer.lastReport = msg.stats;
         peer.lastReportAt = this.ctx.now();
         return;
+      }
       case 'leave':
         this.log.debug({ peerId: peer.peerId, channel: peer.channel }, 'peer left');
         this.close(CLOSE_NORMAL, 'bye');
@@ -162,6 +170,7 @@ export class Session implements PeerConn {
       const old = registry.get(msg.channel, msg.peerId);
       if (old && keyMatches(resumeTokenFor(this.ctx.resumeSecret, msg.channel, msg.peerId), msg.resumeToken)) {
         registry.remove(old);
+        this.ctx.stats.peerLeft(old.channel, old.peerId);
         old.conn.close(CLOSE_RESUMED, 'resumed by a newer connection');
         this.log.info({ peerId: msg.peerId }, 'peer id resumed by a new connection');
       }
@@ -170,6 +179,7 @@ export class Session implements PeerConn {
     while (registry.has(msg.channel, peerId)) peerId = randomPeerId();
     const now = this.ctx.now();
     this.peer = registry.add({ peerId, kind: msg.kind, channel: msg.channel, joinedAt: now, conn: this });
+    this.ctx.stats.peerJoined(msg.channel, peerId, msg.kind);
     const peers = registry.sample(msg.channel, { exclude: peerId, max: limits.welcomePeers, maxInfra: limits.maxInfraPerSample, random });
     const resumeToken = resumeTokenFor(this.ctx.resumeSecret, msg.channel, peerId);
     this.send({ type: 'welcome', peerId, iceServers: iceServersFor(this.ctx.ice, this.host, peerId, now), peers, resumeToken });
@@ -182,6 +192,7 @@ export class Session implements PeerConn {
     if (target.conn.bufferedAmount > this.ctx.limits.maxBufferedBytes) return this.reject('peer congested');
     if (target.conn.sendJson({ type: 'signal', from: peer.peerId, fromKind: peer.kind, data: msg.data })) {
       this.ctx.metrics.signalsRelayed.inc();
+      if ('sdp' in msg.data && msg.data.sdp.type === 'offer') natTrackerFor(this.ctx).noteOffer(peer, target);
     } else {
       this.reject('unknown peer');
     }
@@ -189,7 +200,7 @@ export class Session implements PeerConn {
 
   private leaveChannel(): void {
     if (this.peer) {
-      this.ctx.registry.remove(this.peer);
+      if (this.ctx.registry.remove(this.peer)) this.ctx.stats.peerLeft(this.peer.channel, this.peer.peerId);
       this.peer = null;
     }
   }

@@ -33,6 +33,19 @@ const frameArb: fc.Arbitrary<Frame> = fc.oneof(
   }),
   fc.record({ type: fc.constant('manifest' as const), manifest: fc.uint8Array({ minLength: 1, maxLength: 4096 }) }),
   fc.record({ type: fc.constant('bye' as const), reason: fc.stringMatching(/^[\x20-\x7e]{0,255}$/) }),
+  fc.record({
+    type: fc.constant('slot-grant' as const), rendition: nameArb, depth: fc.integer({ min: 0, max: 255 }),
+    timestamp: fc.integer({ min: 0, max: 0xffffffff }),
+  }),
+  fc.record({ type: fc.constant('slot-revoke' as const), rendition: nameArb, reason: fc.integer({ min: 0, max: 5 }) }),
+  fc.record({
+    type: fc.constant('slot-request' as const), rendition: nameArb, deadlineMs: fc.integer({ min: 0, max: 0xffff }),
+    timestamp: fc.integer({ min: 0, max: 0xffffffff }),
+  }),
+  fc.record({
+    type: fc.constant('status' as const), rendition: nameArb, depth: fc.integer({ min: 0, max: 255 }),
+    freeSlots: fc.integer({ min: 0, max: 255 }),
+  }),
 );
 
 describe('codec', () => {
@@ -105,7 +118,9 @@ describe('codec', () => {
 
   it('reports unknown types and invalid fields with typed reasons', () => {
     expect(decodeFrame(new Uint8Array([0x00]))).toMatchObject({ ok: false, reason: 'unknown-type' });
-    expect(decodeFrame(new Uint8Array([0x08, 1, 2]))).toMatchObject({ ok: false, reason: 'unknown-type', type: 8 });
+    expect(decodeFrame(new Uint8Array([0x7f, 1, 2]))).toMatchObject({ ok: false, reason: 'unknown-type', type: 0x7f });
+    expect(decodeFrame(new Uint8Array([MsgType.SLOT_REVOKE, 1, 0x61, 99]))).toMatchObject({ ok: false, reason: 'invalid-reason' });
+    expect(() => encodeFrame({ type: 'slot-request', rendition: 'a', deadlineMs: 70_000, timestamp: 0 })).toThrow(CodecError);
     expect(decodeFrame(new Uint8Array(0))).toMatchObject({ ok: false, reason: 'truncated' });
 
     const req = encodeFrame({ type: 'request', rendition: 'r', seq: 3, index: 0, count: 1 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { coalesce, RequestTracker, schedule, type SchedNeighbor } from '../../../peer/core/scheduler.js';
+import { coalesce, fallbackPieces, HttpTimer, RequestTracker, schedule, type SchedNeighbor } from '../../../peer/core/scheduler.js';
 import type { SegmentRef } from '../../../peer/core/types.js';
 import { seededRandom } from './helpers.js';
 
@@ -103,5 +103,71 @@ describe('RequestTracker', () => {
     expect(t.countFor('a')).toBe(0);
     expect(t.removeSegment(ref).map((x) => x.neighborId)).toEqual(['b']);
     expect(t.size).toBe(0);
+  });
+});
+
+describe('schedule: throughput and deadlines', () => {
+  it('spreads requests across neighbors in proportion to their measured throughput', () => {
+    const fast: SchedNeighbor = { ...nb('fast', 0, 'all'), throughput: 3 };
+    const slow: SchedNeighbor = { ...nb('slow', 0, 'all'), throughput: 1 };
+    const pieces = Array.from({ length: 16 }, (_, i) => i);
+    const a = assignment(schedule([{ ref, pieces }], [fast, slow], { maxInflightPerNeighbor: 64, random: seededRandom(1) }));
+    expect(a.fast!.length).toBe(12);
+    expect(a.slow!.length).toBe(4);
+  });
+
+  it('an unmeasured neighbor counts as the average of the measured ones', () => {
+    const m: SchedNeighbor = { ...nb('m', 0, 'all'), throughput: 2 };
+    const u = nb('u', 0, 'all');
+    const pieces = Array.from({ length: 8 }, (_, i) => i);
+    const a = assignment(schedule([{ ref, pieces }], [m, u], { maxInflightPerNeighbor: 64, random: seededRandom(1) }));
+    expect(a.m!.length).toBe(4);
+    expect(a.u!.length).toBe(4);
+  });
+
+  it('serves the earliest deadline first when request slots are scarce', () => {
+    const reqs = schedule([{ ref: ref2, pieces: [0, 1, 2] }, { ref, pieces: [0, 1, 2] }], [nb('a', 0, 'all')],
+      { maxInflightPerNeighbor: 3, random: seededRandom(1) });
+    expect(reqs).toEqual([{ neighborId: 'a', ref: ref2, index: 0, count: 3 }]);
+  });
+
+  it('is deterministic for a given seed', () => {
+    const run = () => schedule([{ ref, pieces: [0, 1, 2, 3, 4, 5] }], [nb('a', 0, 'all'), nb('b', 0, 'all'), nb('c', 1, 'all')],
+      { maxInflightPerNeighbor: 4, random: seededRandom(42) });
+    expect(run()).toEqual(run());
+  });
+});
+
+describe('HTTP fallback decisions', () => {
+  const base = {
+    pieceCount: 6, held: (i: number) => i === 0 || i === 3, viaHttp: (i: number) => i === 5,
+    inFlight: (i: number) => i === 1, announced: (i: number) => i === 2, alone: false,
+  };
+
+  it('before deadline - margin with neighbors: nothing goes to HTTP', () => {
+    expect(fallbackPieces({ ...base, now: 1000, deadline: 3000, marginMs: 500 })).toEqual({ late: false, pieces: [] });
+  });
+
+  it('at deadline - margin: exactly the missing pieces not already on their way over HTTP', () => {
+    expect(fallbackPieces({ ...base, now: 2500, deadline: 3000, marginMs: 500 })).toEqual({ late: true, pieces: [1, 2, 4] });
+  });
+
+  it('alone (no neighbor): at once, but not what is in flight or announced', () => {
+    expect(fallbackPieces({ ...base, alone: true, now: 1000, deadline: 3000, marginMs: 500 })).toEqual({ late: false, pieces: [4] });
+  });
+
+  it('the margin adapts to measured HTTP time and never drops below the base', () => {
+    const t = new HttpTimer(5000);
+    expect(t.margin(500)).toBe(500);
+    for (let i = 0; i < 20; i++) t.sample(100);
+    expect(t.margin(500)).toBe(500); // fast HTTP: the base margin
+    for (let i = 0; i < 30; i++) t.sample(1500);
+    expect(t.margin(500)).toBeGreaterThan(1400); // slow HTTP: start earlier
+    expect(t.margin(500)).toBeLessThanOrEqual(5000);
+    for (let i = 0; i < 10; i++) t.sample(60_000);
+    expect(t.margin(500)).toBe(5000); // capped
+    // a later deadline decision uses it
+    const late = fallbackPieces({ ...base, now: 1000, deadline: 5000, marginMs: t.margin(500) });
+    expect(late.late).toBe(true);
   });
 });

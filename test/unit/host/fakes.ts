@@ -2,7 +2,7 @@
 import type { Timers } from '../../../peer/host/timers.js';
 import type { WebSocketLike } from '../../../peer/host/host-api.js';
 import type { ConnectorOptions, PeerConnector, Transport } from '../../../peer/transport/transport-api.js';
-import type { EngineApi } from '../../../peer/core/engine-api.js';
+import type { EngineApi, NeighborStat } from '../../../peer/core/engine-api.js';
 import type { EngineStats, Link } from '../../../peer/core/types.js';
 import type { SignalData } from '../../../peer/core/signaling.js';
 
@@ -194,6 +194,19 @@ export class FakeEngine implements EngineApi {
       bytesFromPeers: 1, bytesFromOriginPeer: 2, bytesFromHttp: 3, bytesUploaded: 4, peers: this.links.size,
       badPieces: 0, rejectedFrames: { a: 1, b: 2 }, segmentsStored: 5,
     };
+  }
+  /** What worstNeighbor() answers; dropNeighbor() records and closes. */
+  worst: string | null = null;
+  dropped: string[] = [];
+  worstNeighbor(): string | null {
+    return this.worst;
+  }
+  dropNeighbor(peerId: string): void {
+    this.dropped.push(peerId);
+    this.links.get(peerId)?.close();
+  }
+  neighborStats(): NeighborStat[] {
+    return [...this.links.keys()].map((peerId) => ({ peerId, kind: 'browser' as const, bytesSent: 0, bytesReceived: 0 }));
   }
   on(): () => void {
     return () => {};

@@ -196,14 +196,15 @@ describe('PeerHost', () => {
     expect(s.host.stats().links).toBe(0);
     // Fresh peers from the tracker are connected; the closed one only after its short back-off.
     ws.receive({ type: 'peers', peers: peers('aaaa-0001', 'cccc-0003') });
-    expect(s.transport.connectors.map((c) => c.remoteId)).toEqual(['aaaa-0001', 'bbbb-0002', 'cccc-0003']);
+    expect(s.transport.connectors.length).toBe(3);
+    expect(['cccc-0003', 'dddd-0004']).toContain(s.transport.connectors[2].remoteId);
     s.timers.advance(5000);
     expect(s.transport.connectors.map((c) => c.remoteId)).toEqual(['aaaa-0001', 'bbbb-0002', 'cccc-0003', 'aaaa-0001']);
     await s.host.stop();
   });
 
   it('asks for peers periodically while below target, not when at target', async () => {
-    const s = setup({ target: 1, extra: { peersIntervalMs: 5000 } });
+    const s = setup({ target: 1, extra: { peersIntervalMs: 5000, replaceIntervalMs: 0 } });
     const ws = await started(s);
     s.timers.advance(15_000);
     expect(ws.sentOfType('peers').length).toBe(3);
@@ -211,6 +212,35 @@ describe('PeerHost', () => {
     s.transport.connectors[0].open();
     s.timers.advance(15_000);
     expect(ws.sentOfType('peers').length).toBe(3);
+    await s.host.stop();
+  });
+
+  it('membership: at target, drops the least useful neighbor for a fresh candidate, one at a time', async () => {
+    const s = setup({ target: 2, extra: { peersIntervalMs: 5000, replaceIntervalMs: 20_000, linkClosedBackoffMs: 3000 } });
+    const ws = await started(s, 'aaaa-0001', 'bbbb-0002');
+    for (const c of s.transport.connectors) c.open();
+    expect(s.engine.links.size).toBe(2);
+    s.engine.worst = 'bbbb-0002';
+    s.timers.advance(20_000);
+    expect(s.engine.dropped).toEqual([]); // no candidate known yet: asks the tracker instead
+    const asked = ws.sentOfType('peers').length;
+    expect(asked).toBeGreaterThan(0);
+    ws.receive({ type: 'peers', peers: peers('cccc-0003', 'dddd-0004') });
+    s.timers.advance(20_000);
+    expect(s.engine.dropped).toEqual(['bbbb-0002']);
+    // the freed place goes to a fresh candidate at once
+    expect(s.transport.connectors.length).toBe(3);
+    expect(['cccc-0003', 'dddd-0004']).toContain(s.transport.connectors[2].remoteId);
+    expect(s.host.stats().neighborsReplaced).toBe(1);
+    // nothing more until the next period, even though another candidate is waiting
+    s.transport.connectors[2].open();
+    s.engine.worst = 'aaaa-0001';
+    s.timers.advance(5000);
+    expect(s.engine.dropped).toEqual(['bbbb-0002']);
+    // an engine with nobody to spare (all neighbors carry upload links) drops nobody
+    s.engine.worst = null;
+    s.timers.advance(20_000);
+    expect(s.engine.dropped).toEqual(['bbbb-0002']);
     await s.host.stop();
   });
 

@@ -52,6 +52,17 @@ describe('fillStats / errorToLoaderError', () => {
     fillStats(held, 1000, { data: new Uint8Array(10), firstByteAt: 200, completedAt: 500 }); // already held
     expect(held.loading).toEqual({ start: 1000, first: 1000, end: 1000 });
   });
+  it('with the engine network time: spans exactly the transfer (no burst inflation, no wait deflation)', () => {
+    const pushed = newLoaderStats(); // held before hls.js asked: 40 KB arrived over 800 ms
+    fillStats(pushed, 5000, { data: new Uint8Array(40_000), firstByteAt: 5000, completedAt: 5000, transferMs: 800 });
+    expect(pushed.loading).toEqual({ start: 4200, first: 4200, end: 5000 });
+    const waited = newLoaderStats(); // asked at 1000, pieces trickled in from 2500 to 2900
+    fillStats(waited, 1000, { data: new Uint8Array(40_000), firstByteAt: 2500, completedAt: 2900, transferMs: 400 });
+    expect(waited.loading).toEqual({ start: 2500, first: 2500, end: 2900 });
+    const burst = newLoaderStats();
+    fillStats(burst, 1000, { data: new Uint8Array(10), firstByteAt: 1000, completedAt: 1000, transferMs: 0 });
+    expect(burst.loading.end - burst.loading.start).toBe(1);
+  });
   it('keeps HTTP statuses (4xx is final for hls.js) and makes the rest retryable', () => {
     expect(errorToLoaderError(Object.assign(new Error('gone'), { status: 404 }))).toEqual({ code: 404, text: 'gone' });
     expect(errorToLoaderError(new Error('no peers, fallback failed'))).toEqual({ code: 503, text: 'no peers, fallback failed' });

@@ -1,0 +1,188 @@
+/**
+ * `npm run bench:swarm`: the P2P engine at swarm scale on loopback, against an HTTP-only
+ * baseline measured in the same run.
+ *
+ * For each N (default 10, 25, 50): a fresh tracker + origin (real ffmpeg, two renditions, signed
+ * segments, root peer with its upload budget), then N werift viewer-peers and N HTTP-only viewers
+ * (the baseline: plain hls.js behaviour, whole segments over HTTP) watching at the same time,
+ * joining over the first `--join` seconds, for `--seconds` each. Viewers alternate between the
+ * two renditions; P2P viewers get emulated upload caps cycling through 300, 700, 1500 and
+ * 3000 kbit/s (some below, some above the bitrates: 360p ≈ 864, 240p ≈ 464 kbit/s). Viewers run
+ * in two worker processes (bench/swarm-worker.ts) so that werift's CPU does not serialise on
+ * one core.
+ *
+ * Printed per N and mode: share of bytes from peers, origin upload / total delivered,
+ * rebuffering ratio, startup time, distance behind the live edge, and the fluid bound
+ * min(1, (u_s + Σu_i) / (N·r)) for the P2P population (u_s: the origin's slot budget times the
+ * bitrates it feeds; u_i: the caps; r: the mean bitrate watched).
+ *
+ *   bash test/netns.sh npx tsx bench/swarm.ts [--sizes 10,25,50] [--seconds 180] [--join 30]
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { pino } from 'pino';
+import { launchTracker } from '../tracker/launch.js';
+import { startOrigin } from '../server/origin.js';
+import { ENGINE_DEFAULTS } from '../peer/core/engine.js';
+import type { ViewerResult, ViewerSpec, WorkerSpec } from './swarm-worker.js';
+
+const { values } = parseArgs({
+  options: {
+    sizes: { type: 'string', default: '10,25,50' },
+    seconds: { type: 'string', default: '180' },
+    join: { type: 'string', default: '30' },
+    workers: { type: 'string', default: '2' },
+  },
+});
+const sizes = values.sizes.split(',').map(Number).filter((n) => Number.isInteger(n) && n > 0 && n <= 100);
+const seconds = Math.min(900, Math.max(20, Number(values.seconds)));
+const joinS = Math.min(seconds / 2, Math.max(0, Number(values.join)));
+const workers = Math.min(8, Math.max(1, Number(values.workers)));
+const CAPS = [300, 700, 1500, 3000];
+const root = join(import.meta.dirname, '..');
+const host = process.env.STARLING_NETNS_ADDR ?? '127.0.0.1';
+
+interface Summary {
+  n: number;
+  mode: 'p2p' | 'http';
+  fromPeersPct: number;
+  originSharePct: number;
+  rebufferPct: number;
+  startupMs: { median: number; max: number };
+  latencyS: { mean: number; max: number };
+  segments: number;
+  failures: number;
+  viewers: number;
+  /** MB received by source. */
+  mbPeers: number;
+  mbOriginPeer: number;
+  mbHttp: number;
+  duplicatePieces: number;
+  pushedPieces: number;
+  fed: number;
+}
+
+function median(xs: number[]): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+function summarize(n: number, mode: 'p2p' | 'http', rs: ViewerResult[], originPeerUpload: number): Summary {
+  const sum = (f: (r: ViewerResult) => number) => rs.reduce((a, r) => a + f(r), 0);
+  const delivered = sum((r) => r.bytesFromPeers + r.bytesFromOriginPeer + r.bytesFromHttp);
+  const originUp = mode === 'p2p' ? originPeerUpload + sum((r) => r.bytesFromHttp) : sum((r) => r.bytesFromHttp);
+  const played = sum((r) => r.playedMs);
+  const stalled = sum((r) => r.stalledMs);
+  const startups = rs.map((r) => r.startupMs).filter((x): x is number => x !== null);
+  const lat = rs.map((r) => r.latencyMs).filter((x): x is number => x !== null);
+  return {
+    n,
+    mode,
+    fromPeersPct: +(100 * sum((r) => r.bytesFromPeers) / Math.max(1, delivered)).toFixed(1),
+    originSharePct: +(100 * originUp / Math.max(1, delivered)).toFixed(1),
+    rebufferPct: +(100 * stalled / Math.max(1, played + stalled)).toFixed(2),
+    startupMs: { median: median(startups), max: Math.max(...startups) },
+    latencyS: { mean: +(lat.reduce((a, b) => a + b, 0) / Math.max(1, lat.length) / 1000).toFixed(2), max: +(Math.max(...lat) / 1000).toFixed(2) },
+    segments: sum((r) => r.segments),
+    failures: sum((r) => r.failures),
+    viewers: rs.length,
+    mbPeers: +(sum((r) => r.bytesFromPeers) / 1e6).toFixed(1),
+    mbOriginPeer: +(sum((r) => r.bytesFromOriginPeer) / 1e6).toFixed(1),
+    mbHttp: +(sum((r) => r.bytesFromHttp) / 1e6).toFixed(1),
+    duplicatePieces: sum((r) => r.duplicatePieces ?? 0),
+    pushedPieces: sum((r) => r.pushedPieces ?? 0),
+    fed: rs.filter((r) => r.hasParent).length,
+  };
+}
+
+function runWorker(spec: WorkerSpec): Promise<ViewerResult[]> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(join(root, 'node_modules/.bin/tsx'), [join(root, 'bench/swarm-worker.ts'), JSON.stringify(spec)], {
+      cwd: root, stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    child.stdout.on('data', (d) => { out += String(d); });
+    const killer = setTimeout(() => child.kill('SIGKILL'), spec.durationMs + 120_000);
+    child.on('exit', (code) => {
+      clearTimeout(killer);
+      const line = out.split('\n').find((l) => l.startsWith('RESULT '));
+      if (!line) return reject(new Error(`worker exited ${code} without a result:\n${out.slice(-2000)}`));
+      resolve(JSON.parse(line.slice(7)) as ViewerResult[]);
+    });
+  });
+}
+
+async function runSize(n: number): Promise<{ p2p: Summary; http: Summary; bound: number; originPeerUpload: number }> {
+  const log = pino({ level: process.env.STARLING_BENCH_LOG ?? 'error' });
+  const workDir = mkdtempSync(join(tmpdir(), 'starling-bench-'));
+  const tracker = await launchTracker({ port: 0, host, stunPort: 'any' });
+  const channel = 'bench';
+  const origin = await startOrigin({
+    channel, host, port: 0, workDir, trackerUrl: tracker.wsUrls[0], log: log.child({ part: 'origin' }), playerDir: null,
+  });
+  try {
+    const t0 = Date.now();
+    while (origin.stats().segmentsPublished < 6 && Date.now() - t0 < 60_000) await new Promise((r) => setTimeout(r, 200));
+    const renditions = origin.info.renditions;
+    const segmentMs = (origin.info.segmentDuration || 2) * 1000;
+    const viewers: ViewerSpec[] = [];
+    for (let i = 0; i < n; i++) {
+      const joinAtMs = Math.round((joinS * 1000 * i) / Math.max(1, n));
+      const rendition = renditions[i % renditions.length].name;
+      // caps cycle per pair of viewers, so each rendition's audience gets every cap
+      viewers.push({ id: `p2p-viewer-${n}-${i}`, mode: 'p2p', rendition, capKbps: CAPS[Math.floor(i / 2) % CAPS.length], joinAtMs });
+      viewers.push({ id: `http-viewer-${n}-${i}`, mode: 'http', rendition, capKbps: 0, joinAtMs });
+    }
+    const base = {
+      trackerUrl: tracker.wsUrls[0], originUrl: origin.url, channel, publicKeyHex: Buffer.from(origin.publicKey).toString('hex'),
+      segmentMs, durationMs: seconds * 1000,
+    };
+    const specs: WorkerSpec[] = Array.from({ length: workers }, (_, w) => ({ ...base, viewers: viewers.filter((_, i) => i % workers === w) }));
+    console.log(`N=${n}: ${n} P2P + ${n} HTTP-only viewers in ${workers} processes, ${seconds} s, joining over ${joinS} s`);
+    const results = (await Promise.all(specs.map(runWorker))).flat();
+    const rootPeer = origin.rootPeer() as { engine?: { stats?: () => { bytesUploaded: number } } } | null;
+    const originPeerUpload = rootPeer?.engine?.stats?.().bytesUploaded ?? 0;
+    // fluid bound for the P2P population
+    const kbps = (name: string) => (renditions.find((r) => r.name === name)?.bandwidth ?? 0) / 1000;
+    const p2p = results.filter((r) => r.mode === 'p2p');
+    const r = p2p.reduce((a, v) => a + kbps(v.rendition), 0) / Math.max(1, p2p.length);
+    const us = ENGINE_DEFAULTS.originMaxChildrenPerRendition * renditions.reduce((a, x) => a + x.bandwidth / 1000, 0);
+    const bound = Math.min(1, (us + p2p.reduce((a, v) => a + v.capKbps, 0)) / (p2p.length * r));
+    return {
+      p2p: summarize(n, 'p2p', p2p, originPeerUpload),
+      http: summarize(n, 'http', results.filter((x) => x.mode === 'http'), 0),
+      bound,
+      originPeerUpload,
+    };
+  } finally {
+    await origin.stop();
+    await tracker.close();
+    rmSync(workDir, { recursive: true, force: true });
+  }
+}
+
+async function main(): Promise<void> {
+  const rows: string[] = [];
+  for (const n of sizes) {
+    const { p2p, http, bound, originPeerUpload } = await runSize(n);
+    for (const s of [p2p, http]) {
+      const line = `| ${n} | ${s.mode === 'p2p' ? 'P2P' : 'HTTP-only'} | ${s.fromPeersPct}% | ${s.originSharePct}% | ${s.rebufferPct}% | ` +
+        `${s.startupMs.median} / ${s.startupMs.max} ms | ${s.latencyS.mean} / ${s.latencyS.max} s | ${s.segments} / ${s.failures} | ` +
+        `${s.mode === 'p2p' ? (100 * bound).toFixed(1) + '%' : '–'} |`;
+      rows.push(line);
+      console.log(JSON.stringify({ ...s, originPeerUploadMB: s.mode === 'p2p' ? +(originPeerUpload / 1e6).toFixed(1) : 0 }));
+    }
+  }
+  console.log('\n| N | mode | from peers | origin upload / delivered | rebuffering | startup median / max | behind live edge mean / max | segments / failed loads | fluid bound |');
+  console.log('|---|---|---|---|---|---|---|---|---|');
+  for (const r of rows) console.log(r);
+}
+
+main().then(() => process.exit(0), (err) => {
+  console.error(err);
+  process.exit(1);
+});

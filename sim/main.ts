@@ -1,0 +1,73 @@
+/**
+ * npm run sim -- sim/scenarios/<name>.json [--out DIR] [--variants starling,mesh-pull] [--seed N]
+ *   [--viewers N] [--duration S]
+ * Prints progress, writes DIR/report.json + DIR/report.html (deterministic) and DIR/perf.json
+ * (wall time, simulated/wall ratio, peak memory). DIR defaults to sim/out/<scenario name>.
+ */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { runScenario } from './run.js';
+import { parseScenario, type Variant } from './scenario.js';
+
+async function main(): Promise<void> {
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: {
+      out: { type: 'string' }, variants: { type: 'string' }, seed: { type: 'string' },
+      viewers: { type: 'string' }, duration: { type: 'string' }, quiet: { type: 'boolean' },
+    },
+  });
+  const file = positionals[0];
+  if (!file) {
+    process.stderr.write('usage: npm run sim -- sim/scenarios/<name>.json [--out DIR] [--variants a,b] [--seed N] [--viewers N] [--duration S]\n');
+    process.exit(2);
+  }
+  const raw = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+  const sc = parseScenario(raw);
+  if (values.seed) sc.seed = Number(values.seed);
+  if (values.viewers) sc.population.viewers = Number(values.viewers);
+  if (values.duration) sc.durationS = Number(values.duration);
+  const variants = values.variants ? (values.variants.split(',') as Variant[]) : sc.variants;
+  const out = values.out ?? join('sim', 'out', sc.name || basename(file, '.json'));
+  mkdirSync(out, { recursive: true });
+  process.stdout.write(`scenario ${sc.name}: ${sc.population.viewers} viewers, ${sc.durationS} s, seed ${sc.seed}, variants ${variants.join(', ')}\n`);
+  let lastPrint = 0;
+  let lastTick = 0;
+  const res = await runScenario(sc, {
+    variants,
+    onTick: (v, t, events, wall) => {
+      if (values.quiet || wall - lastTick < 15_000) return;
+      lastTick = wall;
+      const rss = Math.round(process.memoryUsage().rss / 1048576);
+      process.stdout.write(`[${v}] t=${t.toFixed(1)}s wall=${(wall / 1000).toFixed(1)}s events=${events} rss=${rss}MiB\n`);
+    },
+    onProgress: (v, p, wall) => {
+      if (values.quiet || (wall - lastPrint < 2000 && p.t < sc.durationS)) return;
+      lastPrint = wall;
+      const rss = Math.round(process.memoryUsage().rss / 1048576);
+      process.stdout.write(`[${v}] t=${p.t.toFixed(0)}s/${sc.durationS}s wall=${(wall / 1000).toFixed(1)}s ratio=${(p.t * 1000 / wall).toFixed(2)}x `
+        + `online=${p.online} watching=${p.watching} offload=${p.offload === null ? '-' : (p.offload * 100).toFixed(1) + '%'} events=${p.events} rss=${rss}MiB\n`);
+    },
+  });
+  writeFileSync(join(out, 'report.json'), res.json);
+  writeFileSync(join(out, 'report.html'), res.html);
+  writeFileSync(join(out, 'perf.json'), `${JSON.stringify(res.perf, null, 1)}\n`);
+  for (const v of res.report.variants) {
+    const d = v.dissemination;
+    process.stdout.write(`${v.variant.padEnd(9)} offload ${pct(v.offload)} (bound ${pct(v.offloadBound)}, fluid ${pct(v.fluidBound)})  origin ${v.bytesMB.originTotal} MB  `
+      + `startup p50 ${v.startupS.p50}s p90 ${v.startupS.p90}s  rebuffer mean ${v.rebufferRatio.mean}  behind live p50 ${v.latencyS.p50}s  `
+      + `piece→50/90/99% ${d.piece.join('/')}s (log2 bound ${d.log2Bound}s)\n`);
+  }
+  for (const p of res.perf) {
+    process.stdout.write(`perf ${p.variant}: ${(p.wallMs / 1000).toFixed(1)} s wall for ${p.simMs / 1000} s simulated = ${p.ratio}x real time, ${p.events} events, peak RSS ${p.peakRssMiB} MiB\n`);
+  }
+  process.stdout.write(`report: ${join(out, 'report.html')}\n`);
+}
+
+function pct(x: number | null): string { return x === null ? '-' : `${(x * 100).toFixed(1)}%`; }
+
+main().catch((err: unknown) => {
+  process.stderr.write(`${err instanceof Error ? err.stack : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,166 @@
+/**
+ * Scenario files (JSON): the workload of one simulation. Every field has a default; a scenario
+ * file only says what differs. See sim/README.md for the meaning of each field.
+ */
+import type { NatType } from './net.js';
+
+export type Variant = 'starling' | 'mesh-pull' | 'http-only';
+export const VARIANTS: readonly Variant[] = ['starling', 'mesh-pull', 'http-only'];
+
+export interface Share<T> { share: number; value: T }
+
+export interface Scenario {
+  name: string;
+  seed: number;
+  /** Simulated seconds. */
+  durationS: number;
+  /** Each engine piece byte stands for this many modelled bytes (memory/CPU); 1 = exact. */
+  byteScale: number;
+  /** engine.tick() period per peer (ms); peers are spread over tickGroups phases. */
+  tickMs: number;
+  tickGroups: number;
+  stream: {
+    segmentS: number;
+    pieceKiB: number;
+    initKiB: number;
+    renditions: Array<{ name: string; kbps: number; share: number }>;
+  };
+  population: {
+    viewers: number;
+    /** steady: arrivals spread evenly over [atS, atS+overS]; flash: all within overS of atS (exponential gaps). */
+    join: { pattern: 'steady' | 'flash'; atS: number; overS: number };
+    uploadKbps: Array<Share<number>>;
+    /**
+     * The engine's upload cap (uploadLimitKbps) per viewer; empty = the viewer's uplink capacity
+     * (the host knows its uplink). Benchmarks on loopback cap the engine, not the network.
+     */
+    engineUploadKbps: Array<Share<number>>;
+    downloadKbps: Array<Share<number>>;
+    nat: Array<Share<NatType>>;
+    /** random: draw upload capacity and rendition by share; cycle: viewer i gets entry i mod length (benchmarks). */
+    assign: 'random' | 'cycle';
+  };
+  churn: {
+    /** Mean session length (s, exponential); 0 = viewers stay until the end. */
+    meanSessionS: number;
+    /** Share of departures that are abrupt (no BYE; neighbors notice after detectMs). */
+    abruptShare: number;
+    /** A departed viewer is replaced by a new one (keeps the population steady). */
+    replace: boolean;
+    detectMs: number;
+  };
+  geography: {
+    regions: Array<{ name: string; share: number }>;
+    /** One-way core latency between regions, ms (square, symmetric). */
+    coreMs: number[][];
+    ispsPerRegion: number;
+    sameIspMs: number;
+    crossIspMs: number;
+    /** Access (last-mile) one-way latency range, ms. */
+    accessMs: [number, number];
+  };
+  network: {
+    /** Loss probability per packet. */
+    loss: number;
+    /** TURN relay available for pairs that cannot connect directly. */
+    turn: boolean;
+    turnRegion: string;
+  };
+  origin: { region: string; uploadKbps: number; maxNeighbors: number };
+  http: { region: string; uploadKbps: number };
+  /** natAware: samples go through tracker/nat.ts NatTracker.prefer (viewers report their NAT type on join). */
+  tracker: { region: string; outages: Array<{ atS: number; forS: number }>; natAware: boolean };
+  /** The regions listed are cut off from the others (origin, tracker, HTTP stay on the other side). */
+  partitions: Array<{ atS: number; healS: number; regions: string[] }>;
+  /** Extra EngineOptions for viewers (windowSegments, maxNeighbors, requestTimeoutMs, ...). */
+  engine: Record<string, number | boolean>;
+  host: { targetNeighbors: number; maintainMs: number; maxPendingIncoming: number };
+  player: {
+    liveSyncSegments: number; httpMarginMs: number; safetyMs: number; maxBufferS: number; retryMs: number;
+    /** Live playlist reload period (hls.js: the target duration); 0 = one segment duration. */
+    playlistRefreshMs: number;
+  };
+  variants: Variant[];
+  metrics: { sampleS: number; trackEverySegments: number; horizonS: number };
+}
+
+export const DEFAULT_SCENARIO: Scenario = {
+  name: 'unnamed',
+  seed: 1,
+  durationS: 120,
+  byteScale: 16,
+  tickMs: 100,
+  tickGroups: 10,
+  stream: { segmentS: 2, pieceKiB: 16, initKiB: 1, renditions: [{ name: '720p', kbps: 1000, share: 1 }] },
+  population: {
+    viewers: 100,
+    join: { pattern: 'steady', atS: 0, overS: 20 },
+    uploadKbps: [
+      { share: 0.3, value: 800 }, { share: 0.4, value: 2000 }, { share: 0.2, value: 5000 }, { share: 0.1, value: 20000 },
+    ],
+    engineUploadKbps: [],
+    downloadKbps: [{ share: 0.5, value: 20000 }, { share: 0.5, value: 50000 }],
+    nat: [
+      { share: 0.15, value: 'open' }, { share: 0.15, value: 'full-cone' }, { share: 0.15, value: 'restricted-cone' },
+      { share: 0.4, value: 'port-restricted' }, { share: 0.15, value: 'symmetric' },
+    ],
+    assign: 'random',
+  },
+  churn: { meanSessionS: 0, abruptShare: 0.5, replace: true, detectMs: 10_000 },
+  geography: {
+    regions: [{ name: 'eu', share: 0.45 }, { name: 'us', share: 0.35 }, { name: 'asia', share: 0.2 }],
+    coreMs: [[0, 40, 110], [40, 0, 80], [110, 80, 0]],
+    ispsPerRegion: 3,
+    sameIspMs: 3,
+    crossIspMs: 8,
+    accessMs: [2, 15],
+  },
+  network: { loss: 0.002, turn: true, turnRegion: 'eu' },
+  origin: { region: 'eu', uploadKbps: 20_000, maxNeighbors: 4 },
+  http: { region: 'eu', uploadKbps: 10_000_000 },
+  tracker: { region: 'eu', outages: [], natAware: true },
+  partitions: [],
+  engine: {},
+  host: { targetNeighbors: 6, maintainMs: 5000, maxPendingIncoming: 8 },
+  player: { liveSyncSegments: 3, httpMarginMs: 500, safetyMs: 1000, maxBufferS: 30, retryMs: 1000, playlistRefreshMs: 0 },
+  variants: ['starling', 'mesh-pull', 'http-only'],
+  metrics: { sampleS: 5, trackEverySegments: 1, horizonS: 20 },
+};
+
+function isObj(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Deep merge of plain objects; arrays and scalars replace. */
+function merge<T>(base: T, over: unknown, path: string): T {
+  if (over === undefined) return base;
+  if (isObj(base) && isObj(over)) {
+    const out: Record<string, unknown> = { ...base };
+    for (const [k, v] of Object.entries(over)) {
+      if (!(k in base) && path !== 'engine') throw new Error(`scenario: unknown field ${path ? `${path}.` : ''}${k}`);
+      out[k] = merge((base as Record<string, unknown>)[k], v, path ? `${path}.${k}` : k);
+    }
+    return out as T;
+  }
+  return over as T;
+}
+
+export function parseScenario(json: unknown): Scenario {
+  if (!isObj(json)) throw new Error('scenario: not an object');
+  const s = merge(DEFAULT_SCENARIO, json, '');
+  const pos = (v: number, what: string) => { if (!(Number.isFinite(v) && v > 0)) throw new Error(`scenario: ${what} must be > 0`); };
+  pos(s.durationS, 'durationS');
+  pos(s.byteScale, 'byteScale');
+  pos(s.tickMs, 'tickMs');
+  pos(s.stream.segmentS, 'stream.segmentS');
+  if (!Number.isInteger(s.population.viewers) || s.population.viewers < 0) throw new Error('scenario: population.viewers');
+  if (s.stream.renditions.length === 0) throw new Error('scenario: no renditions');
+  const nr = s.geography.regions.length;
+  if (s.geography.coreMs.length !== nr || s.geography.coreMs.some((r) => r.length !== nr)) throw new Error('scenario: geography.coreMs must be regions x regions');
+  for (const v of s.variants) if (!VARIANTS.includes(v)) throw new Error(`scenario: unknown variant ${v}`);
+  const regionNames = s.geography.regions.map((r) => r.name);
+  for (const r of [s.origin.region, s.http.region, s.tracker.region, s.network.turnRegion, ...s.partitions.flatMap((p) => p.regions)]) {
+    if (!regionNames.includes(r)) throw new Error(`scenario: unknown region ${r}`);
+  }
+  return s;
+}

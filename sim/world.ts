@@ -1,0 +1,981 @@
+/**
+ * One simulated world: an origin (root peer + HTTP fallback server), a tracker (the real
+ * tracker/registry.ts peer sampling), TURN, and viewers, each viewer running the REAL peer/core
+ * Engine behind a simulated host (neighbor management modelled on peer/host/peer-host.ts) and a
+ * simulated hls.js-like player (the real deadline policy of player/src/p2p-loader.ts).
+ *
+ * The simulator is the clock: engines read EventQueue.now, all randomness comes from seeded
+ * streams, and the run loop drains promise callbacks (engine loads, HTTP answers) before the
+ * clock moves on, so a run is a pure function of (scenario, variant, seed).
+ */
+import { Engine } from '../peer/core/engine.js';
+import type { EngineOptions, LoadResult } from '../peer/core/engine-api.js';
+import { describeSegment, signManifest, type Manifest } from '../peer/core/manifest.js';
+import { INIT_SEQ, type HttpSource, type PieceSource, type SegmentRef } from '../peer/core/types.js';
+import type { PeerInfo } from '../peer/core/signaling.js';
+import { Registry, type PeerRecord } from '../tracker/registry.js';
+import { NatTracker } from '../tracker/nat.js';
+import { computeDeadline } from '../player/src/p2p-loader.js';
+import { simCrypto, simSign } from './crypto.js';
+import { canConnectDirect, Network, SimNode, type NodeSpec, type Place, type SimLink } from './net.js';
+import { EventQueue } from './queue.js';
+import { mixSeed, Rng } from './rng.js';
+import type { Scenario, Variant } from './scenario.js';
+
+export const CHANNEL = 'sim';
+const PUBLIC_KEY = new Uint8Array(32).map((_, i) => i + 1);
+const ORIGIN_ID = 'origin-root';
+/** HTTP request/response header bytes. */
+const HTTP_OVERHEAD = 400;
+/** Connection attempts that get no answer (or whose ICE fails) fail after this long. */
+const CONNECT_TIMEOUT_MS = 10_000;
+/** A viewer counts in the dissemination denominators once it has been in the swarm this long. */
+const SETTLE_MS = 10_000;
+
+interface Rendition { name: string; kbps: number; share: number; index: number }
+
+interface Backoff { failures: number; until: number }
+
+export interface PeerFinal {
+  startupMs: number | null;
+  stallMs: number;
+  watchMs: number;
+  stalls: number;
+  latencyS: number | null;
+  fromPeers: number;
+  fromOriginPeer: number;
+  fromHttp: number;
+  uploaded: number;
+}
+
+class SimPeer {
+  readonly conns = new Map<string, 'out' | 'in' | 'open'>();
+  readonly known = new Map<string, PeerInfo>();
+  readonly backoff = new Map<string, Backoff>();
+  welcomed = false;
+  trackerBackoffMs = 1000;
+  joining = false;
+  lastPeersRequest = -Infinity;
+  trackerRec: PeerRecord<number> | null = null;
+  alive = true;
+  /** Effective upload capacity: min(uplink, engine cap), kbit/s (fluid bound). */
+  uploadKbps = 0;
+  readonly joinT: number;
+  leaveT = Infinity;
+  // player
+  started = false;
+  startT = 0;
+  startupMs: number | null = null;
+  initDone = false;
+  nextSeq = -1;
+  loading = false;
+  loadingSeq = -2;
+  bufEnd = 0;
+  playhead = 0;
+  playT = 0;
+  playing = false;
+  stallStart = 0;
+  stallMs = 0;
+  stalls = 0;
+  waitUntil: number | null = null;
+  wakeAt = -1;
+  wakeGen = 0;
+  latencySum = 0;
+  latencyN = 0;
+  /** Dissemination dedupe: seq of the piece-0 arrival last recorded, per seq mod 64. */
+  readonly seen0 = new Int32Array(64).fill(-9);
+
+  constructor(
+    readonly idx: number,
+    readonly id: string,
+    readonly node: SimNode,
+    readonly engine: Engine,
+    readonly rendition: Rendition,
+    readonly isOrigin: boolean,
+    /** Delay between a segment's publication and this player seeing it in its playlist. */
+    readonly playlistDelay: number,
+    now: number,
+  ) {
+    this.joinT = now;
+  }
+}
+
+interface TrackedSeg {
+  key: string;
+  rendition: number;
+  seq: number;
+  publishT: number;
+  piecePeers: number[];
+  pieceDelays: number[];
+  segPeers: number[];
+  segDelays: number[];
+}
+
+export interface DisseminationRow {
+  seq: number;
+  t: number;
+  eligible: number;
+  piece: [number | null, number | null, number | null];
+  segment: [number | null, number | null, number | null];
+}
+
+export interface SeriesRow {
+  t: number;
+  online: number;
+  watching: number;
+  stalled: number;
+  /** Share of the interval's viewer bytes that came from peers. */
+  offload: number | null;
+  originPeerMbps: number;
+  httpMbps: number;
+  /** min(1, (u_s + sum u_i) / (N r)) over the viewers watching at that moment. */
+  fluidBound: number | null;
+  /** Upper bound of offload: min(sum u_i / (N r), 1 - renditions/N). */
+  offloadBound: number | null;
+  latencyMeanS: number | null;
+  latencyP95S: number | null;
+  neighborsMean: number | null;
+}
+
+export interface WorldResult {
+  variant: Variant;
+  viewersCreated: number;
+  finals: PeerFinal[];
+  series: SeriesRow[];
+  dissemination: DisseminationRow[];
+  totals: {
+    fromPeers: number; fromOriginPeer: number; fromHttp: number;
+    originPeerUpload: number; httpUpload: number; turnBytes: number;
+    rejectedFrames: Record<string, number>; badPieces: number;
+    connectAttempts: number; connectFailures: number; relayedLinks: number; directLinks: number;
+    trackerJoins: number; trackerSamples: number;
+  };
+  medians: { uploadKbps: number; oneWayMs: number };
+  events: number;
+}
+
+export interface Progress { t: number; online: number; watching: number; offload: number | null; events: number }
+
+export class World {
+  readonly q = new EventQueue();
+  readonly net: Network;
+  private readonly rng: Rng;
+  private readonly trackerRng: Rng;
+  private readonly hostRng: Rng;
+  private registry = new Registry<number>();
+  /** The tracker's NAT-aware sample ordering (tracker/nat.ts), fed with the viewers' reported NAT types. */
+  private readonly nat = new NatTracker({ registry: { get: (c, id) => this.registry.get(c, id) } });
+  private readonly peers: SimPeer[] = [];
+  private readonly byId = new Map<string, SimPeer>();
+  private readonly tickGroups: SimPeer[][];
+  private origin!: SimPeer;
+  private readonly httpNode: SimNode;
+  private readonly turnNode: SimNode;
+  private readonly trackerPlace: Place;
+  private readonly renditions: Rendition[];
+  private readonly segMs: number;
+  private readonly K: number;
+  private readonly pieceReal: number;
+  private readonly segments = new Map<string, { manifest: Manifest; data: Uint8Array }>();
+  private readonly tracked = new Map<string, TrackedSeg>();
+  private readonly dissemination: DisseminationRow[] = [];
+  private readonly series: SeriesRow[] = [];
+  private readonly finals: PeerFinal[] = [];
+  private dirty = false;
+  private outage = false;
+  private partitioned: Set<number> | null = null;
+  private nodeCount = 0;
+  private viewerCount = 0;
+  private readonly endMs: number;
+  private readonly departed = { fromPeers: 0, fromOriginPeer: 0, fromHttp: 0, uploaded: 0, badPieces: 0 };
+  private readonly rejected: Record<string, number> = {};
+  private httpBytes = 0;
+  private last = { fromPeers: 0, fromOriginPeer: 0, fromHttp: 0, originUp: 0, http: 0, t: 0 };
+  private readonly counters = {
+    connectAttempts: 0, connectFailures: 0, relayedLinks: 0, directLinks: 0, trackerJoins: 0, trackerSamples: 0,
+  };
+  private readonly upSamples: number[] = [];
+  private readonly owSamples: number[] = [];
+
+  /** Called every 65,536 events with the simulated time (s) and the event count. */
+  onTick: ((t: number, events: number) => void) | null = null;
+
+  constructor(readonly sc: Scenario, readonly variant: Variant, private readonly onProgress?: (p: Progress) => void) {
+    this.rng = new Rng(mixSeed(sc.seed, 1));
+    this.trackerRng = new Rng(mixSeed(sc.seed, 2));
+    this.hostRng = new Rng(mixSeed(sc.seed, 3));
+    this.K = sc.byteScale;
+    this.segMs = sc.stream.segmentS * 1000;
+    this.endMs = sc.durationS * 1000;
+    this.pieceReal = Math.max(1, Math.round((sc.stream.pieceKiB * 1024) / this.K));
+    this.renditions = sc.stream.renditions.map((r, index) => ({ ...r, index }));
+    const g = sc.geography;
+    this.net = new Network(this.q, {
+      byteScale: this.K, loss: sc.network.loss, rng: new Rng(mixSeed(sc.seed, 4)),
+      geography: { coreMs: g.coreMs, sameIspMs: g.sameIspMs, crossIspMs: g.crossIspMs },
+    });
+    const region = (name: string) => g.regions.findIndex((r) => r.name === name);
+    const infra = (regionName: string, upKbps: number): NodeSpec => ({
+      region: region(regionName), isp: 0, accessMs: 1, upKbps, downKbps: Infinity, nat: 'open',
+    });
+    this.httpNode = this.newNode(infra(sc.http.region, sc.http.uploadKbps));
+    this.turnNode = this.newNode(infra(sc.network.turnRegion, Infinity));
+    this.trackerPlace = { region: region(sc.tracker.region), isp: 0, accessMs: 1 };
+    this.tickGroups = Array.from({ length: Math.max(1, sc.tickGroups) }, () => []);
+  }
+
+  private newNode(spec: NodeSpec): SimNode {
+    return new SimNode(this.nodeCount++, spec);
+  }
+
+  private get now(): number { return this.q.now; }
+  private readonly clock = { now: () => this.q.now };
+
+  // ================================================================ run
+
+  async run(): Promise<WorldResult> {
+    const sc = this.sc;
+    this.createOrigin();
+    this.q.at(0, () => this.publishInit());
+    for (let k = 0; (k + 1) * this.segMs <= this.endMs; k++) this.q.at((k + 1) * this.segMs, () => this.publish(k));
+    this.scheduleJoins();
+    for (let gi = 0; gi < this.tickGroups.length; gi++) {
+      this.q.at((gi * sc.tickMs) / this.tickGroups.length, () => this.tickGroup(gi));
+    }
+    if (this.variant !== 'http-only') {
+      const m = sc.host.maintainMs;
+      for (let gi = 0; gi < this.tickGroups.length; gi++) this.q.at(m + (gi * m) / this.tickGroups.length, () => this.maintainGroup(gi, m));
+      for (const o of sc.tracker.outages) {
+        this.q.at(o.atS * 1000, () => this.trackerDown());
+        this.q.at((o.atS + o.forS) * 1000, () => { this.outage = false; });
+      }
+    }
+    for (const p of sc.partitions) {
+      this.q.at(p.atS * 1000, () => this.partitionStart(p.regions));
+      this.q.at(p.healS * 1000, () => this.partitionHeal());
+    }
+    const sampleMs = sc.metrics.sampleS * 1000;
+    for (let t = sampleMs; t <= this.endMs; t += sampleMs) this.q.at(t, () => this.sample());
+    let nextCheck = 1 << 16;
+    while (this.q.peekTime() <= this.endMs) {
+      this.q.step();
+      if (this.q.processed >= nextCheck) {
+        // progress between samples on big runs (does not touch the simulation)
+        nextCheck += 1 << 16;
+        this.onTick?.(this.now / 1000, this.q.processed);
+      }
+      if (this.dirty) {
+        this.dirty = false;
+        await new Promise<void>((r) => setImmediate(r));
+      }
+    }
+    this.q.now = this.endMs;
+    return this.finish();
+  }
+
+  // ================================================================ origin and HTTP
+
+  private createOrigin(): void {
+    const sc = this.sc;
+    const node = this.newNode({
+      region: this.sc.geography.regions.findIndex((r) => r.name === sc.origin.region), isp: 0, accessMs: 1,
+      upKbps: sc.origin.uploadKbps, downKbps: Infinity, nat: 'open',
+    });
+    const mesh = this.variant === 'mesh-pull';
+    const engine = new Engine({
+      peerId: ORIGIN_ID,
+      // mesh-pull baseline: the source is a plain peer that answers every neighbor's requests
+      kind: mesh ? 'seeder' : 'origin',
+      channel: CHANNEL,
+      publicKey: PUBLIC_KEY,
+      clock: this.clock,
+      random: new Rng(mixSeed(sc.seed, 999)),
+      crypto: simCrypto,
+      interest: 'none',
+      maxNeighbors: sc.origin.maxNeighbors,
+      maxBufferedBytes: Math.max(16_384, Math.round((1024 * 1024) / this.K)),
+      ...(mesh ? { push: false, serveChildrenOnly: false } : {}),
+    });
+    this.origin = new SimPeer(-1, ORIGIN_ID, node, engine, this.renditions[0], true, 0, 0);
+    this.byId.set(ORIGIN_ID, this.origin);
+    if (this.variant !== 'http-only') this.trackerJoin(this.origin);
+  }
+
+  private makeSegment(r: Rendition, seq: number): { manifest: Manifest; data: Uint8Array } {
+    const bytes = seq === INIT_SEQ
+      ? Math.max(1, Math.round((this.sc.stream.initKiB * 1024) / this.K))
+      : Math.max(1, Math.round((r.kbps * this.sc.stream.segmentS * 1000) / 8 / this.K));
+    const data = new Uint8Array(bytes);
+    for (let i = 0, p = 0; p < bytes; i++, p += this.pieceReal) {
+      const v = [seq & 255, (seq >> 8) & 255, (seq >> 16) & 255, i & 255, i >> 8, r.index];
+      for (let j = 0; j < v.length && p + j < bytes; j++) data[p + j] = v[j];
+    }
+    const unsigned = describeSegment(simCrypto, {
+      channel: CHANNEL, rendition: r.name, seq, pieceSize: this.pieceReal,
+      durationMs: seq === INIT_SEQ ? 0 : this.segMs, createdAt: this.now,
+    }, data);
+    return { manifest: signManifest(unsigned, (msg) => simSign(msg, PUBLIC_KEY)), data };
+  }
+
+  private publishInit(): void {
+    for (const r of this.renditions) {
+      const s = this.makeSegment(r, INIT_SEQ);
+      this.segments.set(`${r.name}/${INIT_SEQ}`, s);
+      this.origin.engine.publishSegment(s.manifest, s.data);
+    }
+  }
+
+  private publish(seq: number): void {
+    for (const r of this.renditions) {
+      const s = this.makeSegment(r, seq);
+      const key = `${r.name}/${seq}`;
+      this.segments.set(key, s);
+      const old = `${r.name}/${seq - 90}`;
+      this.segments.delete(old);
+      if (seq % this.sc.metrics.trackEverySegments === 0) {
+        this.tracked.set(key, { key, rendition: r.index, seq, publishT: this.now, piecePeers: [], pieceDelays: [], segPeers: [], segDelays: [] });
+        this.q.at(this.now + this.sc.metrics.horizonS * 1000, () => this.finalizeTracked(key));
+      }
+      this.origin.engine.publishSegment(s.manifest, s.data);
+    }
+  }
+
+  private httpReachable(p: SimPeer): boolean { return p.node.side === 0; }
+
+  /** The HTTP fallback as one viewer sees it: request latency, the server's shared uplink, the viewer's downlink. */
+  private httpSource(holder: { p: SimPeer | null }): HttpSource {
+    const get = (ref: SegmentRef, w: (s: { manifest: Manifest; data: Uint8Array }) => number, body: (s: { manifest: Manifest; data: Uint8Array }) => Uint8Array, isPiece0: boolean) =>
+      new Promise<Uint8Array>((resolve, reject) => {
+        const p = holder.p!;
+        const fail = (msg: string, after: number) => this.q.at(this.now + after, () => { this.dirty = true; reject(new Error(msg)); });
+        if (!this.httpReachable(p)) { fail('network unreachable', CONNECT_TIMEOUT_MS); return; }
+        const reqOneWay = this.net.oneWay(p.node, this.httpNode);
+        this.q.at(this.now + reqOneWay, () => {
+          if (!p.alive) return;
+          const s = this.segments.get(`${ref.rendition}/${ref.seq}`);
+          if (!s) { fail('HTTP 404', reqOneWay); return; }
+          const bytes = w(s);
+          this.net.transfer(this.httpNode, p.node, bytes, () => {
+            if (!p.alive) return;
+            this.httpBytes += bytes;
+            if (isPiece0) this.recordPiece0(p, ref.rendition, ref.seq);
+            this.dirty = true;
+            resolve(body(s));
+          });
+        });
+      });
+    return {
+      fetchManifest: (ref) => get(ref, (s) => s.manifest.encoded.length + HTTP_OVERHEAD, (s) => s.manifest.encoded.slice(), false),
+      fetchRange: (ref, start, end) => get(ref, () => (end - start) * this.K + HTTP_OVERHEAD, (s) => s.data.slice(start, end), start === 0),
+    };
+  }
+
+  // ================================================================ viewers
+
+  private scheduleJoins(): void {
+    const { viewers, join } = this.sc.population;
+    const at = join.atS * 1000;
+    const over = join.overS * 1000;
+    if (join.pattern === 'steady') {
+      for (let i = 0; i < viewers; i++) this.q.at(at + (viewers > 1 ? (over * i) / viewers : 0), () => this.addViewer());
+    } else {
+      // flash crowd: exponential inter-arrivals compressed into `over`
+      const gaps: number[] = [];
+      let sum = 0;
+      for (let i = 0; i < viewers; i++) { const x = this.rng.exp(1); gaps.push(x); sum += x; }
+      let t = at;
+      for (let i = 0; i < viewers; i++) { this.q.at(t, () => this.addViewer()); t += (gaps[i] / sum) * over; }
+    }
+  }
+
+  private addViewer(): void {
+    const sc = this.sc;
+    const pop = sc.population;
+    const idx = this.viewerCount++;
+    const region = this.rng.pick(sc.geography.regions.map((r, i) => ({ share: r.share, i }))).i;
+    const spec: NodeSpec = {
+      region,
+      isp: this.rng.int(Math.max(1, sc.geography.ispsPerRegion)),
+      accessMs: this.rng.uniform(sc.geography.accessMs[0], sc.geography.accessMs[1]),
+      upKbps: pop.assign === 'cycle' ? pop.uploadKbps[idx % pop.uploadKbps.length].value : this.rng.pick(pop.uploadKbps).value,
+      downKbps: this.rng.pick(pop.downloadKbps).value,
+      nat: this.rng.pick(pop.nat).value,
+    };
+    const caps = pop.engineUploadKbps;
+    const engineCap = caps.length === 0 ? spec.upKbps : pop.assign === 'cycle' ? caps[idx % caps.length].value : this.rng.pick(caps).value;
+    const rendition = pop.assign === 'cycle' ? this.renditions[idx % this.renditions.length] : this.rng.pick(this.renditions);
+    const playlistDelay = this.rng.uniform(0, sc.player.playlistRefreshMs > 0 ? sc.player.playlistRefreshMs : this.segMs);
+    const session = sc.churn.meanSessionS > 0 ? this.rng.exp(sc.churn.meanSessionS * 1000) : Infinity;
+    const abrupt = this.rng.next() < sc.churn.abruptShare;
+    const node = this.newNode(spec);
+    if (this.partitioned?.has(region)) node.side = 1;
+    const id = `v${idx.toString(36).padStart(6, '0')}`;
+    const p2p = this.variant !== 'http-only';
+    const options: EngineOptions = {
+      peerId: id,
+      kind: 'browser',
+      channel: CHANNEL,
+      publicKey: PUBLIC_KEY,
+      clock: this.clock,
+      random: new Rng(mixSeed(sc.seed, 10_000 + idx)),
+      crypto: simCrypto,
+      interest: 'following',
+      // the host knows its uplink: the engine's cap (and so its upload slots) follow it
+      uploadLimitKbps: Math.max(1, engineCap / this.K),
+      maxBufferedBytes: Math.max(16_384, Math.round((1024 * 1024) / this.K)),
+      push: this.variant === 'starling',
+      ...(sc.engine as Partial<EngineOptions>),
+    };
+    const holder: { p: SimPeer | null } = { p: null };
+    options.http = this.httpSource(holder);
+    const engine = new Engine(options);
+    const p = new SimPeer(idx, id, node, engine, rendition, false, playlistDelay + this.net.oneWay(node, this.httpNode), this.now);
+    p.uploadKbps = Math.min(spec.upKbps, engineCap);
+    holder.p = p;
+    engine.on('segment-complete', (e) => {
+      if (p.loading && p.loadingSeq === e.ref.seq) this.dirty = true;
+      const tr = this.tracked.get(`${e.ref.rendition}/${e.ref.seq}`);
+      if (tr) { tr.segPeers.push(p.idx); tr.segDelays.push(this.now - tr.publishT); }
+    });
+    this.peers.push(p);
+    this.byId.set(id, p);
+    this.tickGroups[idx % this.tickGroups.length].push(p);
+    this.upSamples.push(p.uploadKbps);
+    if (this.owSamples.length < 2000) this.owSamples.push(this.net.oneWay(node, this.origin.node));
+    if (p2p) this.trackerJoin(p);
+    // the player fetches the master and media playlists (2 round trips), then starts
+    this.q.at(this.now + 4 * this.net.oneWay(node, this.httpNode), () => this.playerStart(p));
+    if (session < Infinity) this.q.at(this.now + session, () => this.leave(p, abrupt));
+  }
+
+  private leave(p: SimPeer, abrupt: boolean): void {
+    if (!p.alive) return;
+    this.finalizePeer(p);
+    p.alive = false;
+    p.leaveT = this.now;
+    const detect = this.sc.churn.detectMs;
+    if (abrupt) {
+      this.net.kill(p.node, detect);
+      const rec = p.trackerRec;
+      if (rec) this.q.at(this.now + detect, () => this.registry.remove(rec));
+    } else {
+      p.engine.close();
+      if (p.trackerRec) this.registry.remove(p.trackerRec);
+    }
+    p.trackerRec = null;
+    this.q.at(this.now + detect + 1000, () => { if (this.byId.get(p.id) === p) this.byId.delete(p.id); });
+    if (this.sc.churn.replace && this.now < this.endMs) this.q.at(this.now + 1000, () => this.addViewer());
+  }
+
+  private finalizePeer(p: SimPeer): void {
+    this.updatePlayhead(p);
+    if (p.started && !p.playing) p.stallMs += this.now - p.stallStart;
+    const s = p.engine.stats();
+    const K = this.K;
+    this.departed.fromPeers += s.bytesFromPeers;
+    this.departed.fromOriginPeer += s.bytesFromOriginPeer;
+    this.departed.fromHttp += s.bytesFromHttp;
+    this.departed.uploaded += s.bytesUploaded;
+    this.departed.badPieces += s.badPieces;
+    for (const [k, v] of Object.entries(s.rejectedFrames)) this.rejected[k] = (this.rejected[k] ?? 0) + v;
+    this.finals.push({
+      startupMs: p.startupMs,
+      stallMs: p.stallMs,
+      watchMs: p.started ? this.now - p.startT : 0,
+      stalls: p.stalls,
+      latencyS: p.latencyN > 0 ? p.latencySum / p.latencyN / 1000 : null,
+      fromPeers: s.bytesFromPeers * K,
+      fromOriginPeer: s.bytesFromOriginPeer * K,
+      fromHttp: s.bytesFromHttp * K,
+      uploaded: s.bytesUploaded * K,
+    });
+  }
+
+  // ================================================================ player (hls.js-like)
+
+  /** When this player sees segment `seq` in its live playlist. */
+  private visibleAt(p: SimPeer, seq: number): number {
+    return (seq + 1) * this.segMs + p.playlistDelay;
+  }
+
+  private playerStart(p: SimPeer): void {
+    if (!p.alive) return;
+    // newest segment in the player's playlist
+    const newest = Math.floor((this.now - p.playlistDelay) / this.segMs) - 1;
+    if (newest < 0) {
+      p.waitUntil = this.visibleAt(p, 0);
+      this.plan(p);
+      p.nextSeq = -1;
+      return;
+    }
+    p.nextSeq = Math.max(0, newest - (this.sc.player.liveSyncSegments - 1));
+    this.load(p, INIT_SEQ, this.now);
+  }
+
+  private updatePlayhead(p: SimPeer): void {
+    if (!p.playing) return;
+    p.playhead = Math.min(p.bufEnd, p.playhead + (this.now - p.playT));
+    p.playT = this.now;
+  }
+
+  private requestNext(p: SimPeer): void {
+    if (!p.alive || p.loading) return;
+    if (p.nextSeq < 0) { this.playerStart(p); return; }
+    if (!p.initDone) { this.load(p, INIT_SEQ, this.now); return; }
+    const k = p.nextSeq;
+    const vis = this.visibleAt(p, k);
+    if (vis > this.now) { p.waitUntil = vis; this.plan(p); return; }
+    this.updatePlayhead(p);
+    const ahead = p.started ? p.bufEnd - p.playhead : 0;
+    if (ahead > this.sc.player.maxBufferS * 1000) { p.waitUntil = this.now + ahead - this.sc.player.maxBufferS * 1000; this.plan(p); return; }
+    const deadline = computeDeadline(this.now, ahead / 1000, this.sc.stream.segmentS, { safetyMs: this.sc.player.safetyMs });
+    this.load(p, k, deadline);
+  }
+
+  private load(p: SimPeer, seq: number, deadline: number): void {
+    const ref = { rendition: p.rendition.name, seq };
+    if (seq !== INIT_SEQ) p.engine.setPlaybackPosition(ref);
+    p.loading = true;
+    p.loadingSeq = seq;
+    this.dirty = true;
+    p.engine.loadSegment(ref, { deadline, httpMarginMs: this.sc.player.httpMarginMs }).then(
+      (r) => this.onLoaded(p, seq, r),
+      () => this.onLoadFailed(p),
+    );
+  }
+
+  private onLoaded(p: SimPeer, seq: number, _r: LoadResult): void {
+    if (!p.alive) return;
+    p.loading = false;
+    if (seq === INIT_SEQ) { p.initDone = true; this.requestNext(p); return; }
+    this.updatePlayhead(p);
+    p.bufEnd = (seq + 1) * this.segMs;
+    p.nextSeq = seq + 1;
+    if (!p.started) {
+      p.started = true;
+      p.startT = this.now;
+      p.startupMs = this.now - p.joinT;
+      p.playhead = seq * this.segMs;
+      p.playT = this.now;
+      p.playing = true;
+    } else if (!p.playing) {
+      p.stallMs += this.now - p.stallStart;
+      p.playing = true;
+      p.playT = this.now;
+    }
+    this.requestNext(p);
+    this.plan(p);
+  }
+
+  private onLoadFailed(p: SimPeer): void {
+    if (!p.alive) return;
+    p.loading = false;
+    p.waitUntil = this.now + this.sc.player.retryMs;
+    this.plan(p);
+  }
+
+  /** One wake-up per player: the earlier of "buffer runs dry" and "retry / next segment visible". */
+  private plan(p: SimPeer): void {
+    let t = Infinity;
+    if (p.playing) t = p.playT + (p.bufEnd - p.playhead);
+    if (p.waitUntil !== null && p.waitUntil < t) t = p.waitUntil;
+    if (t === Infinity || t === p.wakeAt) return;
+    p.wakeAt = t;
+    const gen = ++p.wakeGen;
+    this.q.at(t, () => this.wake(p, gen));
+  }
+
+  private wake(p: SimPeer, gen: number): void {
+    if (gen !== p.wakeGen || !p.alive) return;
+    p.wakeAt = -1;
+    this.updatePlayhead(p);
+    if (p.playing && p.playhead >= p.bufEnd - 1e-6) {
+      p.playing = false;
+      p.stallStart = this.now;
+      p.stalls++;
+    }
+    if (p.waitUntil !== null && this.now >= p.waitUntil) {
+      p.waitUntil = null;
+      this.requestNext(p);
+    }
+    this.plan(p);
+  }
+
+  // ================================================================ engine ticks
+
+  private tickGroup(gi: number): void {
+    const g = this.tickGroups[gi];
+    let w = 0;
+    for (let i = 0; i < g.length; i++) {
+      const p = g[i];
+      if (!p.alive) continue;
+      g[w++] = p;
+      p.engine.tick();
+    }
+    g.length = w;
+    if (gi === 0 && this.origin.alive) this.origin.engine.tick();
+    this.q.at(this.now + this.sc.tickMs, () => this.tickGroup(gi));
+  }
+
+  // ================================================================ tracker and host
+
+  private trackerReachable(p: SimPeer): boolean { return !this.outage && p.node.side === 0; }
+
+  private trackerJoin(p: SimPeer): void {
+    if (!p.alive || p.welcomed || p.joining) return;
+    p.joining = true;
+    const rtt = 2 * this.net.oneWay(p.node, this.trackerPlace);
+    const retry = () => {
+      p.joining = false;
+      const wait = p.trackerBackoffMs * (0.75 + 0.5 * this.hostRng.next());
+      p.trackerBackoffMs = Math.min(30_000, p.trackerBackoffMs * 2);
+      this.q.at(this.now + wait, () => this.trackerJoin(p));
+    };
+    if (!this.trackerReachable(p)) { this.q.at(this.now + rtt, retry); return; }
+    this.q.at(this.now + rtt, () => {
+      if (!p.alive) return;
+      if (!this.trackerReachable(p)) { retry(); return; }
+      p.joining = false;
+      p.welcomed = true;
+      p.trackerBackoffMs = 1000;
+      this.counters.trackerJoins++;
+      p.trackerRec = this.registry.add({
+        peerId: p.id, kind: p.isOrigin ? (this.variant === 'mesh-pull' ? 'seeder' : 'origin') : 'browser',
+        channel: CHANNEL, joinedAt: this.now, conn: p.idx,
+      });
+      // the NAT type travels in the peer's first report (PeerHost reports every 5 s)
+      const rec = p.trackerRec;
+      if (this.sc.tracker.natAware) this.q.at(this.now + 5000, () => { if (p.trackerRec === rec) this.nat.noteReport(rec, { nat: p.node.nat }); });
+      if (p.isOrigin) return;
+      // welcome: a plain sample, as tracker/plugins/signaling.ts does
+      this.counters.trackerSamples++;
+      this.onPeers(p, this.registry.sample(CHANNEL, { exclude: p.id, max: 10, maxInfra: 2, random: this.trackerRng }));
+    });
+  }
+
+  /** A `peers` answer: NAT-ordered (NatTracker.prefer), as tracker/plugins/signaling.ts does. */
+  private sampleFor(p: SimPeer, max: number): PeerInfo[] {
+    this.counters.trackerSamples++;
+    const sampler = (n: number) => this.registry.sample(CHANNEL, { exclude: p.id, max: n, maxInfra: 2, random: this.trackerRng });
+    return this.sc.tracker.natAware && p.trackerRec ? this.nat.prefer(p.trackerRec, max, sampler) : sampler(max);
+  }
+
+  private trackerDown(): void {
+    this.outage = true;
+    this.registry = new Registry<number>();
+    const all = [this.origin, ...this.peers];
+    for (const p of all) {
+      if (!p.alive) continue;
+      p.welcomed = false;
+      p.trackerRec = null;
+      p.trackerBackoffMs = 1000;
+      this.q.at(this.now + 1000 * (0.5 + this.hostRng.next()), () => this.trackerJoin(p));
+    }
+  }
+
+  private requestPeers(p: SimPeer): void {
+    if (!p.welcomed || this.now - p.lastPeersRequest < 2000) return;
+    p.lastPeersRequest = this.now;
+    const rtt = 2 * this.net.oneWay(p.node, this.trackerPlace);
+    this.q.at(this.now + rtt, () => {
+      if (!p.alive || !this.trackerReachable(p) || !p.welcomed) return;
+      this.onPeers(p, this.sampleFor(p, Math.min(20, Math.max(this.sc.host.targetNeighbors * 2, 8))));
+    });
+  }
+
+  private onPeers(p: SimPeer, peers: PeerInfo[]): void {
+    for (const x of peers) {
+      if (x.peerId === p.id) continue;
+      p.known.delete(x.peerId);
+      p.known.set(x.peerId, x);
+    }
+    while (p.known.size > 500) p.known.delete(p.known.keys().next().value as string);
+    this.fill(p, peers.map((x) => x.peerId));
+  }
+
+  private inBackoff(p: SimPeer, id: string): boolean {
+    const b = p.backoff.get(id);
+    return b !== undefined && b.until > this.now;
+  }
+
+  private fill(p: SimPeer, preferred: string[] = []): void {
+    if (!p.alive || !p.welcomed || p.isOrigin) return;
+    const target = this.sc.host.targetNeighbors;
+    if (p.conns.size >= target) return;
+    const rest = [...p.known.keys()];
+    for (let i = rest.length - 1; i > 0; i--) {
+      const j = this.hostRng.int(i + 1);
+      const t = rest[i]; rest[i] = rest[j]; rest[j] = t;
+    }
+    const seen = new Set<string>();
+    for (const id of [...preferred, ...rest]) {
+      if (p.conns.size >= target) break;
+      if (seen.has(id)) continue;
+      seen.add(id);
+      if (id === p.id || p.conns.has(id) || this.inBackoff(p, id) || !p.known.has(id)) continue;
+      if (!p.engine.wantsNeighbor(id)) continue;
+      this.connect(p, id);
+    }
+  }
+
+  private maintainGroup(gi: number, period: number): void {
+    for (const p of this.tickGroups[gi]) {
+      if (!p.alive) continue;
+      for (const [id, b] of p.backoff) {
+        if (b.until <= this.now && b.failures === 0) p.backoff.delete(id);
+        else if (b.failures >= 6 && b.until <= this.now) { p.backoff.delete(id); p.known.delete(id); }
+      }
+      if (p.conns.size < this.sc.host.targetNeighbors) {
+        this.fill(p);
+        if (p.conns.size < this.sc.host.targetNeighbors) this.requestPeers(p);
+      }
+    }
+    this.q.at(this.now + period, () => this.maintainGroup(gi, period));
+  }
+
+  private setBackoff(p: SimPeer, id: string, failed: boolean): void {
+    const b = p.backoff.get(id);
+    const failures = (b?.failures ?? 0) + (failed ? 1 : 0);
+    const ms = failed ? Math.min(300_000, 5000 * 2 ** Math.min(failures - 1, 20)) * (0.75 + 0.5 * this.hostRng.next()) : 3000;
+    p.backoff.set(id, { failures, until: this.now + ms });
+  }
+
+  private afterChurn(p: SimPeer): void {
+    if (!p.alive || p.isOrigin) return;
+    this.fill(p);
+    if (p.conns.size < this.sc.host.targetNeighbors) this.requestPeers(p);
+  }
+
+  /** a offers to b through the tracker; b answers or rejects; ICE; the data channel opens. */
+  private connect(a: SimPeer, bId: string): void {
+    this.counters.connectAttempts++;
+    a.conns.set(bId, 'out');
+    const started = this.now;
+    const failA = (at: number) => this.q.at(at, () => {
+      if (a.conns.get(bId) !== 'out') return;
+      a.conns.delete(bId);
+      this.counters.connectFailures++;
+      if (!a.alive) return;
+      this.setBackoff(a, bId, true);
+      this.afterChurn(a);
+    });
+    const b = this.byId.get(bId);
+    if (!this.trackerReachable(a) || !b) { failA(started + CONNECT_TIMEOUT_MS); return; }
+    const toB = this.net.oneWay(a.node, this.trackerPlace) + this.net.oneWay(this.trackerPlace, b.node);
+    this.q.at(this.now + toB, () => {
+      if (!b.alive || !this.trackerReachable(b) || !a.alive) { failA(started + CONNECT_TIMEOUT_MS); return; }
+      const back = toB;
+      let pendingIn = 0;
+      for (const v of b.conns.values()) if (v === 'in') pendingIn++;
+      if (b.conns.has(a.id) || !b.engine.wantsNeighbor(a.id) || pendingIn >= this.sc.host.maxPendingIncoming) {
+        failA(this.now + back);
+        return;
+      }
+      b.conns.set(a.id, 'in');
+      const direct = canConnectDirect(a.node.nat, b.node.nat) && a.node.side === b.node.side;
+      const relay = !direct && this.sc.network.turn && a.node.side === 0 && b.node.side === 0 ? this.turnNode : undefined;
+      const failB = (at: number) => this.q.at(at, () => {
+        if (b.conns.get(a.id) !== 'in') return;
+        b.conns.delete(a.id);
+        if (b.alive) this.afterChurn(b);
+      });
+      if (!direct && !relay) { failA(started + CONNECT_TIMEOUT_MS); failB(started + CONNECT_TIMEOUT_MS); return; }
+      const ow = relay ? this.net.oneWay(a.node, relay) + this.net.oneWay(relay, b.node) : this.net.oneWay(a.node, b.node);
+      // answer back to a, then ICE check + DTLS + SCTP: about 3 round trips on the path
+      this.q.at(this.now + back + 6 * ow, () => {
+        const ok = a.alive && b.alive && a.conns.get(bId) === 'out' && b.conns.get(a.id) === 'in'
+          && (relay ? a.node.side === 0 && b.node.side === 0 : a.node.side === b.node.side);
+        if (!ok) { failA(this.now); failB(this.now); return; }
+        this.openLink(a, b, relay);
+      });
+    });
+  }
+
+  private openLink(a: SimPeer, b: SimPeer, relay: SimNode | undefined): void {
+    if (relay) this.counters.relayedLinks++; else this.counters.directLinks++;
+    const [la, lb] = this.net.connect(a.node, a.id, b.node, b.id, relay);
+    a.conns.set(b.id, 'open');
+    b.conns.set(a.id, 'open');
+    a.backoff.delete(b.id);
+    b.backoff.delete(a.id);
+    this.wire(a, b.id, la);
+    this.wire(b, a.id, lb);
+    a.engine.addLink(la);
+    b.engine.addLink(lb);
+  }
+
+  private wire(p: SimPeer, remoteId: string, l: SimLink): void {
+    l.hostOnClose = () => {
+      if (p.conns.get(remoteId) !== 'open') return;
+      p.conns.delete(remoteId);
+      if (!p.alive) return;
+      this.setBackoff(p, remoteId, false);
+      this.afterChurn(p);
+    };
+    if (!p.isOrigin) l.tap = (f) => this.tap(p, f);
+  }
+
+  // ================================================================ partitions
+
+  private partitionStart(regions: string[]): void {
+    const names = this.sc.geography.regions.map((r) => r.name);
+    this.partitioned = new Set(regions.map((r) => names.indexOf(r)));
+    for (const p of this.peers) {
+      if (!p.alive || !this.partitioned.has(p.node.region)) continue;
+      p.node.side = 1;
+      // the tracker sees the far side's WebSockets die
+      p.welcomed = false;
+      const rec = p.trackerRec;
+      p.trackerRec = null;
+      if (rec) this.q.at(this.now + this.sc.churn.detectMs, () => this.registry.remove(rec));
+      if (this.variant !== 'http-only') this.q.at(this.now + this.sc.churn.detectMs, () => this.trackerJoin(p));
+    }
+    for (const p of this.peers) {
+      if (!p.alive) continue;
+      for (const l of [...p.node.links]) {
+        if (l.peer.node.side !== p.node.side && !l.flow.cut) this.net.cutPath(l, this.sc.churn.detectMs);
+      }
+    }
+    for (const l of [...this.origin.node.links]) if (l.peer.node.side !== 0 && !l.flow.cut) this.net.cutPath(l, this.sc.churn.detectMs);
+  }
+
+  private partitionHeal(): void {
+    this.partitioned = null;
+    for (const p of this.peers) if (p.alive) p.node.side = 0;
+  }
+
+  // ================================================================ metrics
+
+  /** Piece frames delivered to viewers: records piece 0 of tracked segments. */
+  private tap(p: SimPeer, f: Uint8Array): void {
+    if (f[0] !== 0x04) return;
+    const rl = f[1];
+    const o = 2 + rl;
+    if (f[o + 4] !== 0 || f[o + 5] !== 0) return; // index != 0
+    const seq = (f[o] << 24) | (f[o + 1] << 16) | (f[o + 2] << 8) | f[o + 3];
+    let name = '';
+    for (let i = 0; i < rl; i++) name += String.fromCharCode(f[2 + i]);
+    this.recordPiece0(p, name, seq);
+  }
+
+  private recordPiece0(p: SimPeer, rendition: string, seq: number): void {
+    if (p.seen0[seq & 63] === seq || rendition !== p.rendition.name) return;
+    p.seen0[seq & 63] = seq;
+    const tr = this.tracked.get(`${rendition}/${seq}`);
+    if (!tr) return;
+    tr.piecePeers.push(p.idx);
+    tr.pieceDelays.push(this.now - tr.publishT);
+  }
+
+  private finalizeTracked(key: string): void {
+    const tr = this.tracked.get(key);
+    if (!tr) return;
+    this.tracked.delete(key);
+    const horizon = this.now;
+    const eligible = new Set<number>();
+    for (const p of this.peers) {
+      if (p.alive && p.rendition.index === tr.rendition && p.joinT + SETTLE_MS <= tr.publishT && p.leaveT > horizon) eligible.add(p.idx);
+    }
+    const q3 = (peers: number[], delays: number[]): [number | null, number | null, number | null] => {
+      const d: number[] = [];
+      for (let i = 0; i < peers.length; i++) if (eligible.has(peers[i])) d.push(delays[i]);
+      d.sort((x, y) => x - y);
+      const at = (f: number) => {
+        const need = Math.max(1, Math.ceil(f * eligible.size));
+        return need <= d.length ? Math.round(d[need - 1] * 10) / 10 : null;
+      };
+      return [at(0.5), at(0.9), at(0.99)];
+    };
+    if (eligible.size === 0) return;
+    this.dissemination.push({
+      seq: tr.seq, t: Math.round(tr.publishT), eligible: eligible.size,
+      piece: q3(tr.piecePeers, tr.pieceDelays), segment: q3(tr.segPeers, tr.segDelays),
+    });
+  }
+
+  private sample(): void {
+    const K = this.K;
+    let fromPeers = this.departed.fromPeers, fromOriginPeer = this.departed.fromOriginPeer, fromHttp = this.departed.fromHttp;
+    let online = 0, watching = 0, stalled = 0, sumUp = 0, sumR = 0, neighbors = 0;
+    const lat: number[] = [];
+    const watched = new Set<number>();
+    w: for (const p of this.peers) {
+      if (!p.alive) continue w;
+      online++;
+      const s = p.engine.stats();
+      fromPeers += s.bytesFromPeers;
+      fromOriginPeer += s.bytesFromOriginPeer;
+      fromHttp += s.bytesFromHttp;
+      neighbors += s.peers;
+      if (!p.started) continue;
+      watching++;
+      this.updatePlayhead(p);
+      if (!p.playing) stalled++;
+      const l = this.now - p.playhead;
+      lat.push(l);
+      p.latencySum += l;
+      p.latencyN++;
+      sumUp += p.uploadKbps;
+      sumR += p.rendition.kbps;
+      watched.add(p.rendition.index);
+    }
+    const originUp = this.origin.engine.stats().bytesUploaded;
+    if (this.variant === 'mesh-pull') { fromPeers -= originUp; fromOriginPeer += originUp; }
+    const dt = (this.now - this.last.t) / 1000;
+    const dPeers = fromPeers - this.last.fromPeers;
+    const dTotal = dPeers + (fromOriginPeer - this.last.fromOriginPeer) + (fromHttp - this.last.fromHttp);
+    lat.sort((x, y) => x - y);
+    const r3 = (x: number) => Math.round(x * 1000) / 1000;
+    this.series.push({
+      t: Math.round(this.now / 1000),
+      online, watching, stalled,
+      offload: dTotal > 0 ? r3(dPeers / dTotal) : null,
+      originPeerMbps: r3(((originUp - this.last.originUp) * K * 8) / 1e6 / dt),
+      httpMbps: r3(((this.httpBytes - this.last.http) * 8) / 1e6 / dt),
+      fluidBound: watching > 0 ? r3(Math.min(1, (this.sc.origin.uploadKbps + sumUp) / sumR)) : null,
+      offloadBound: watching > 0 ? r3(Math.max(0, Math.min(sumUp / sumR, 1 - watched.size / watching))) : null,
+      latencyMeanS: lat.length ? r3(lat.reduce((a, b) => a + b, 0) / lat.length / 1000) : null,
+      latencyP95S: lat.length ? r3(lat[Math.min(lat.length - 1, Math.floor(0.95 * lat.length))] / 1000) : null,
+      neighborsMean: online > 0 ? r3(neighbors / online) : null,
+    });
+    this.last = { fromPeers, fromOriginPeer, fromHttp, originUp, http: this.httpBytes, t: this.now };
+    // drop departed peers from the scan list
+    if (this.peers.length > 64 && this.peers.filter((p) => p.alive).length < this.peers.length / 2) {
+      const keep = this.peers.filter((p) => p.alive || p.leaveT > this.now - 60_000);
+      this.peers.length = 0;
+      this.peers.push(...keep);
+    }
+    this.onProgress?.({ t: this.now / 1000, online, watching, offload: dTotal > 0 ? dPeers / dTotal : null, events: this.q.processed });
+  }
+
+  private finish(): WorldResult {
+    for (const p of this.peers) if (p.alive) this.finalizePeer(p);
+    const o = this.origin.engine.stats();
+    const sum = (f: (x: PeerFinal) => number) => this.finals.reduce((a, x) => a + f(x), 0);
+    // mesh-pull: the origin is a plain seeding peer, so viewers count its bytes as "from peers"
+    const reclass = this.variant === 'mesh-pull' ? o.bytesUploaded * this.K : 0;
+    const med = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s.length ? s[Math.floor(s.length / 2)] : 0; };
+    return {
+      variant: this.variant,
+      viewersCreated: this.viewerCount,
+      finals: this.finals,
+      series: this.series,
+      dissemination: this.dissemination,
+      totals: {
+        fromPeers: sum((x) => x.fromPeers) - reclass,
+        fromOriginPeer: sum((x) => x.fromOriginPeer) + reclass,
+        fromHttp: sum((x) => x.fromHttp),
+        originPeerUpload: o.bytesUploaded * this.K,
+        httpUpload: this.httpBytes,
+        turnBytes: this.net.turnBytes,
+        rejectedFrames: this.rejected,
+        badPieces: this.departed.badPieces,
+        ...this.counters,
+      },
+      medians: { uploadKbps: med(this.upSamples), oneWayMs: Math.round(med(this.owSamples) * 10) / 10 },
+      events: this.q.processed,
+    };
+  }
+}
+
+export type { PieceSource };

@@ -1,0 +1,189 @@
+/**
+ * One werift peer of the NAT lab, run behind a NAT gateway as a subprocess:
+ *   ip netns exec NS npx tsx test/net/natlab/peer.ts '<json config>'
+ * (a Node process cannot switch namespaces itself). Talks JSON lines: commands on stdin, events
+ * on stdout. On start it discovers its NAT (RFC 5780 against the lab's STUN server) and joins the
+ * tracker's matrix channel with plain signaling; then:
+ *   {"cmd":"connect","to":PEERID,"id":N}  connect to another lab peer; reports {"ev":"link"} with
+ *                                        the selected candidate pair, then echoes 256 KiB through
+ *                                        it ({"ev":"echo"}).
+ *   {"cmd":"stream", ...}                 joins the live channel as a viewer (Engine + PeerHost).
+ *   {"cmd":"load","rendition":R,"seq":S}  loads one segment; {"ev":"segment"} with its SHA-256.
+ *   {"cmd":"exit"}
+ */
+import { createHash } from 'node:crypto';
+import { createInterface } from 'node:readline';
+import WebSocket from 'ws';
+import { createWeriftTransport } from '../../../peer/transport/werift-transport.js';
+import { connectionInfoOf, type PeerConnector, type Transport } from '../../../peer/transport/transport-api.js';
+import type { IceServer, SignalData } from '../../../peer/core/signaling.js';
+import type { Link } from '../../../peer/core/types.js';
+import { createNatReporter, discoverNat } from '../../../peer/node/nat-discovery.js';
+import { startNodePeer, type NodePeer } from '../../../peer/node/node-peer.js';
+import { NodeHttpSource } from '../../../peer/node/http-source.js';
+import type { PeerHostExtraOptions } from '../../../peer/host/peer-host.js';
+
+interface Config {
+  name: string;
+  trackerUrl: string;
+  stun: { host: string; port: number };
+  matrixChannel: string;
+}
+
+const cfg = JSON.parse(process.argv[2]) as Config;
+const emit = (ev: string, data: Record<string, unknown> = {}) => process.stdout.write(`${JSON.stringify({ ev, ...data })}\n`);
+const quiet = { debug() {}, info() {}, warn() {}, error() {} };
+
+function pattern(size: number, seed: number): Uint8Array {
+  const f = new Uint8Array(size);
+  let x = seed >>> 0;
+  for (let k = 0; k < size; k++) {
+    x = (x * 1103515245 + 12345) >>> 0;
+    f[k] = x >>> 24;
+  }
+  return f;
+}
+
+async function main(): Promise<void> {
+  const nat = await discoverNat({ server: cfg.stun });
+  emit('nat', { nat });
+
+  // ---- matrix: plain signaling through the tracker, one werift connection per pair
+  const ws = new WebSocket(cfg.trackerUrl);
+  let iceServers: IceServer[] = [];
+  let myId = '';
+  const conns = new Map<string, { connector: PeerConnector; started: number; id: number }>();
+  const transport = createWeriftTransport({ log: quiet, connectTimeoutMs: 20_000 });
+  const send = (to: string, data: SignalData) => ws.send(JSON.stringify({ type: 'signal', to, data }));
+  const onLink = (remote: string, initiator: boolean, link: Link) => {
+    const c = conns.get(remote);
+    const ms = c ? Math.round(performance.now() - c.started) : -1;
+    emit('link', { id: c?.id, remote, initiator, ms, info: connectionInfoOf(link) ?? null });
+    // Tell the tracker (NAT pair outcome counters), as a peer's periodic report would.
+    const relayed = connectionInfoOf(link)?.relayed === true;
+    ws.send(JSON.stringify({ type: 'report', stats: { lab: 1 }, nat: nat.type, links: [{ peerId: remote, sent: 0, received: 0, relayed }] }));
+    const FRAMES = 16;
+    if (initiator) {
+      const got: Uint8Array[] = [];
+      link.onMessage = (f) => {
+        got.push(f.slice());
+        if (got.length === FRAMES) {
+          const ok = got.every((g, i) => Buffer.compare(g, pattern(16384, i + 1)) === 0);
+          emit('echo', { id: c?.id, remote, ok, ms: Math.round(performance.now() - (c?.started ?? 0)) });
+          link.close();
+        }
+      };
+      for (let i = 0; i < FRAMES; i++) link.send(pattern(16384, i + 1));
+    } else {
+      link.onMessage = (f) => link.send(f);
+    }
+  };
+  const open = (remote: string, initiator: boolean, id: number) => {
+    const entry = { connector: null as unknown as PeerConnector, started: performance.now(), id };
+    conns.set(remote, entry);
+    entry.connector = transport.connect({
+      remoteId: remote,
+      initiator,
+      iceServers,
+      sendSignal: (d) => send(remote, d),
+      onLink: (l) => onLink(remote, initiator, l),
+      onFailed: (reason) => emit('failed', { id, remote, initiator, reason, ms: Math.round(performance.now() - entry.started) }),
+    });
+    return entry;
+  };
+  ws.on('message', (raw) => {
+    const m = JSON.parse(raw.toString()) as { type: string; [k: string]: unknown };
+    if (m.type === 'welcome') {
+      iceServers = m.iceServers as IceServer[];
+      myId = m.peerId as string;
+      emit('joined', { peerId: myId, iceServers: iceServers.map((s) => s.urls) });
+      ws.send(JSON.stringify({ type: 'report', stats: { lab: 1 }, nat: nat.type }));
+    } else if (m.type === 'signal') {
+      const from = m.from as string;
+      const data = m.data as SignalData;
+      let c = conns.get(from);
+      if (!c && 'sdp' in data && data.sdp.type === 'offer') c = open(from, false, -1);
+      void c?.connector.handleSignal(data);
+    } else if (m.type === 'error') emit('tracker-error', { reason: m.reason });
+  });
+  ws.on('open', () => ws.send(JSON.stringify({ type: 'join', channel: cfg.matrixChannel, kind: 'seeder', peerId: `lab-${cfg.name}-${process.pid}`.slice(0, 60) })));
+  ws.on('error', (err) => emit('ws-error', { err: String(err) }));
+
+  // ---- live stream
+  let viewer: NodePeer | null = null;
+  let natReporterOf: ReturnType<typeof createNatReporter> | null = null;
+  const streamLinks: Record<string, unknown> = {};
+
+  const rl = createInterface({ input: process.stdin });
+  rl.on('line', (line) => {
+    let cmd: Record<string, unknown>;
+    try {
+      cmd = JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      return;
+    }
+    void (async () => {
+      if (cmd.cmd === 'connect') open(cmd.to as string, true, cmd.id as number);
+      else if (cmd.cmd === 'stream') {
+        const inner = createWeriftTransport({ log: quiet });
+        const recording: Transport = {
+          name: 'werift',
+          connect: (o) =>
+            inner.connect({
+              ...o,
+              onLink: (link) => {
+                streamLinks[o.remoteId] = connectionInfoOf(link) ?? null;
+                o.onLink(link);
+              },
+            }),
+        };
+        // The NAT type goes into every report, found against the welcome's STUN server (as a
+        // seeder wiring createNatReporter would do).
+        let host: NodePeer['host'] | null = null;
+        const natReporter = createNatReporter(() => host?.getIceServers() ?? []);
+        natReporterOf = natReporter;
+        const hostExtra = { extraReport: natReporter.extraReport } as PeerHostExtraOptions;
+        viewer = await startNodePeer({
+          trackerUrl: cmd.trackerUrl as string,
+          channel: cmd.channel as string,
+          kind: 'browser',
+          publicKey: new Uint8Array(Buffer.from(cmd.publicKey as string, 'hex')),
+          http: new NodeHttpSource({ baseUrl: cmd.originUrl as string, channel: cmd.channel as string }),
+          maxNeighbors: 8,
+          log: quiet,
+          transport: recording,
+          reportMs: 1000,
+          hostExtra,
+          waitForTracker: true,
+        });
+        host = viewer.host;
+        emit('streaming', { peerId: viewer.peerId });
+      } else if (cmd.cmd === 'load' && viewer) {
+        const ref = { rendition: cmd.rendition as string, seq: cmd.seq as number };
+        const startedAt = Date.now();
+        if (ref.seq >= 0) viewer.engine.setPlaybackPosition(ref);
+        try {
+          const res = await viewer.engine.loadSegment(ref, { deadline: performance.now() + (cmd.deadlineMs as number) });
+          emit('segment', { ...ref, at: Date.now(), sha256: createHash('sha256').update(res.data).digest('hex'), bySource: res.bytesBySource });
+        } catch (err) {
+          emit('segment', { ...ref, at: startedAt, error: String(err) });
+        }
+      } else if (cmd.cmd === 'stats' && viewer) {
+        const s = viewer.engine.stats();
+        emit('stats', { reportedNat: natReporterOf?.result()?.type ?? null, links: streamLinks, host: viewer.host.stats(), bytesFromPeers: s.bytesFromPeers, bytesFromHttp: s.bytesFromHttp, peers: s.peers });
+      } else if (cmd.cmd === 'exit') {
+        await viewer?.stop();
+        for (const c of conns.values()) c.connector.close();
+        ws.close();
+        emit('bye');
+        setTimeout(() => process.exit(0), 200);
+      }
+    })().catch((err) => emit('cmd-error', { cmd: cmd.cmd, err: String(err) }));
+  });
+  rl.on('close', () => process.exit(0));
+}
+
+main().catch((err) => {
+  emit('fatal', { err: String(err?.stack ?? err) });
+  process.exit(1);
+});

@@ -1,0 +1,59 @@
+/** The simulator end to end: determinism and a small scenario with all three variants. */
+import { describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { runScenario, type RunOutput } from '../../../sim/run.js';
+import { parseScenario } from '../../../sim/scenario.js';
+
+const tiny = {
+  name: 'tiny',
+  seed: 3,
+  durationS: 24,
+  population: { viewers: 8, join: { pattern: 'steady', atS: 0, overS: 4 } },
+  churn: { meanSessionS: 60, abruptShare: 0.5, replace: true, detectMs: 3000 },
+  metrics: { sampleS: 4, trackEverySegments: 1, horizonS: 8 },
+};
+
+describe('simulator', () => {
+  let first: RunOutput;
+
+  it('runs a small scenario end to end with the three variants', async () => {
+    first = await runScenario(parseScenario(tiny));
+    const [st, mesh, http] = first.report.variants;
+    expect(first.report.variants.map((v) => v.variant)).toEqual(['starling', 'mesh-pull', 'http-only']);
+    for (const v of first.report.variants) {
+      expect(v.viewersStarted).toBeGreaterThanOrEqual(8);
+      expect(v.bytesMB.fromPeers + v.bytesMB.fromOriginPeer + v.bytesMB.fromHttp).toBeGreaterThan(10);
+      expect(v.startupS.p50).toBeGreaterThan(0);
+      expect(v.series.length).toBe(6);
+      expect(v.totals.badPieces).toBe(0);
+    }
+    expect(st.offload!).toBeGreaterThan(0.2);
+    expect(st.offload!).toBeLessThanOrEqual(st.offloadBound! + 0.05);
+    expect(mesh.offload!).toBeGreaterThan(0.1);
+    expect(http.offload).toBe(0);
+    expect(http.bytesMB.originPeerUpload).toBe(0);
+    // the origin's root peer uploads about one copy of the stream (1 Mbit/s), not one per viewer
+    expect(st.bytesMB.originPeerUpload).toBeLessThan(24 * 1.2 / 8 + 0.5);
+    expect(st.dissemination.segmentsMeasured).toBeGreaterThan(0);
+    expect(first.html).toContain('<svg');
+    expect(first.html).toContain('Starling simulation: tiny');
+  }, 20_000);
+
+  it('is deterministic: same seed, same report byte for byte; another seed differs', async () => {
+    const again = await runScenario(parseScenario(tiny));
+    expect(again.json).toBe(first.json);
+    expect(again.html).toBe(first.html);
+    const other = await runScenario(parseScenario({ ...tiny, seed: 4 }), { variants: ['starling'] });
+    expect(other.json).not.toBe(first.json);
+  }, 20_000);
+
+  it('rejects unknown scenario fields and accepts every shipped scenario', () => {
+    expect(() => parseScenario({ ...tiny, bogus: 1 })).toThrow(/unknown field bogus/);
+    expect(() => parseScenario({ ...tiny, origin: { region: 'mars' } })).toThrow(/unknown region/);
+    for (const f of ['small', 'flash-crowd', 'churn-outage-partition', 'calibration-10', 'scale-1k', 'scale-10k', 'scale-10k-16s', 'scale-100k']) {
+      const raw = JSON.parse(readFileSync(join(import.meta.dirname, '../../../sim/scenarios', `${f}.json`), 'utf8'));
+      expect(() => parseScenario(raw), f).not.toThrow();
+    }
+  });
+});
