@@ -46,7 +46,7 @@ export class SegmentStore {
   }
 
   /**
-   * Adds a verified manifest (no-op if already known) and evicts what falls out of the window.
+   * Adds a verified manifest (no-op if already known) and evicts segments that fall outside the retention window (see evict).
    * Returns the entry (undefined if it was itself evicted at once: older than the window) and
    * the refs of evicted segments.
    */

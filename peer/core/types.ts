@@ -4,7 +4,7 @@
  * runs in Node (werift), in browsers (RTCPeerConnection) and in the simulator.
  */
 
-/** Monotonic milliseconds. Hosts pass `performance.now()`-like clocks; the simulator its own. */
+/** Monotonic milliseconds. Hosts pass the platform's monotonic clock; the simulator its own. */
 export interface Clock {
   now(): number;
 }
@@ -69,7 +69,7 @@ export interface HttpSource {
 /** Where a verified piece came from; offload counts only 'peer'. */
 export type PieceSource = 'peer' | 'origin-peer' | 'http' | 'local';
 
-/** Counters every engine exposes (window.starling.stats() builds on these). */
+/** Counters every engine exposes (the watch page's starling.stats() builds on these). */
 export interface EngineStats {
   /** Verified bytes received from non-origin peers over data channels. */
   bytesFromPeers: number;
