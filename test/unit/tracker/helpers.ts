@@ -99,16 +99,5 @@ export async function until<T>(fn: () => Promise<T> | T, ms = 3000): Promise<Non
   }
 }
 
-/** Deterministic Random (mulberry32). */
-export function seeded(seed: number): { next(): number } {
-  let a = seed >>> 0;
-  return {
-    next() {
-      a = (a + 0x6d2b79f5) >>> 0;
-      let t = a;
-      t = Math.imul(t ^ (t >>> 15), t | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    },
-  };
-}
+/** Deterministic Random (mulberry32), shared with the engine tests. */
+export { seededRandom as seeded } from '../core/helpers.js';
