@@ -121,6 +121,9 @@ export class Flow {
   cut = false;
   lastArrive = 0;
   relayed = false;
+  /** The sending Link's bufferedAmountLow: threshold (real bytes) and callback. */
+  lowThreshold = 0;
+  onLow: (() => void) | null = null;
   constructor(readonly from: SimNode, readonly to: SimNode, readonly oneWay: number, readonly onArrive: (item: Item) => void) {}
   get backlog(): number { return this.q.length - this.qHead; }
 }
@@ -199,7 +202,10 @@ export class Network {
     const item = f.q[f.qHead];
     f.q[f.qHead++] = undefined as unknown as Item;
     if (f.qHead > 256 && f.qHead * 2 > f.q.length) { f.q = f.q.slice(f.qHead); f.qHead = 0; }
+    const wasAbove = f.queuedReal > f.lowThreshold;
     f.queuedReal -= item.real;
+    // deferred to its own event: the engine refilling from inside the uplink loop would re-enter it
+    if (wasAbove && f.queuedReal <= f.lowThreshold && f.onLow) this.q.at(this.q.now, Network.onLow as (a: unknown, b: unknown) => void, f, null);
     f.from.bytesUp += item.w;
     if (f.relayed) this.turnBytes += item.w;
     const now = this.q.now;
@@ -218,6 +224,11 @@ export class Network {
     }
     f.lastArrive = t;
     this.q.at(t, Network.onArrive as (a: unknown, b: unknown) => void, f, item);
+  }
+
+  private static onLow(this: void, flow: unknown): void {
+    const f = flow as Flow;
+    if (!f.cut && !f.stalled) f.onLow?.();
   }
 
   private static onArrive(this: void, flow: unknown, item: unknown): void {
@@ -316,6 +327,10 @@ export class SimLink implements Link {
   constructor(readonly net: Network, readonly remoteId: string, readonly node: SimNode) {}
 
   get bufferedAmount(): number { return this.flow.queuedReal; }
+  get lowThreshold(): number { return this.flow.lowThreshold; }
+  set lowThreshold(v: number) { this.flow.lowThreshold = v; }
+  get onLow(): (() => void) | null { return this.flow.onLow; }
+  set onLow(h: (() => void) | null) { this.flow.onLow = h; }
 
   get onMessage(): ((frame: Uint8Array) => void) | null { return this.handler; }
   set onMessage(h: ((frame: Uint8Array) => void) | null) {

@@ -8,7 +8,7 @@
  * streams, and the run loop drains promise callbacks (engine loads, HTTP answers) before the
  * clock moves on, so a run is a pure function of (scenario, variant, seed).
  */
-import { Engine } from '../peer/core/engine.js';
+import { Engine, ENGINE_DEFAULTS } from '../peer/core/engine.js';
 import type { EngineOptions, LoadResult } from '../peer/core/engine-api.js';
 import { describeSegment, signManifest, type Manifest } from '../peer/core/manifest.js';
 import { INIT_SEQ, type HttpSource, type PieceSource, type SegmentRef } from '../peer/core/types.js';
@@ -135,6 +135,10 @@ export interface SeriesRow {
   latencyMeanS: number | null;
   latencyP95S: number | null;
   neighborsMean: number | null;
+  /** Share of watching viewers fed by an upload link (a parent) in their rendition. */
+  treeCoverage: number | null;
+  /** Mean depth (hops from the origin) of the fed viewers. */
+  depthMean: number | null;
 }
 
 export interface WorldResult {
@@ -293,7 +297,7 @@ export class World {
       crypto: simCrypto,
       interest: 'none',
       maxNeighbors: sc.origin.maxNeighbors,
-      maxBufferedBytes: Math.max(16_384, Math.round((1024 * 1024) / this.K)),
+      maxBufferedBytes: Math.max(4096, Math.round(ENGINE_DEFAULTS.maxBufferedBytes / this.K)),
       ...(mesh ? { push: false, serveChildrenOnly: false } : {}),
     });
     this.origin = new SimPeer(-1, ORIGIN_ID, node, engine, this.renditions[0], true, 0, 0);
@@ -422,7 +426,7 @@ export class World {
       interest: 'following',
       // the host knows its uplink: the engine's cap (and so its upload slots) follow it
       uploadLimitKbps: Math.max(1, engineCap / this.K),
-      maxBufferedBytes: Math.max(16_384, Math.round((1024 * 1024) / this.K)),
+      maxBufferedBytes: Math.max(4096, Math.round(ENGINE_DEFAULTS.maxBufferedBytes / this.K)),
       push: this.variant === 'starling',
       ...(sc.engine as Partial<EngineOptions>),
     };
@@ -896,7 +900,7 @@ export class World {
   private sample(): void {
     const K = this.K;
     let fromPeers = this.departed.fromPeers, fromOriginPeer = this.departed.fromOriginPeer, fromHttp = this.departed.fromHttp;
-    let online = 0, watching = 0, stalled = 0, sumUp = 0, sumR = 0, neighbors = 0;
+    let online = 0, watching = 0, stalled = 0, sumUp = 0, sumR = 0, neighbors = 0, fed = 0, depthSum = 0;
     const lat: number[] = [];
     const watched = new Set<number>();
     w: for (const p of this.peers) {
@@ -918,6 +922,11 @@ export class World {
       sumUp += p.uploadKbps;
       sumR += p.rendition.kbps;
       watched.add(p.rendition.index);
+      const links = p.engine.links();
+      if (links.parents[p.rendition.name] !== undefined) {
+        fed++;
+        depthSum += links.depth[p.rendition.name] ?? 0;
+      }
     }
     const originUp = this.origin.engine.stats().bytesUploaded;
     if (this.variant === 'mesh-pull') { fromPeers -= originUp; fromOriginPeer += originUp; }
@@ -937,6 +946,8 @@ export class World {
       latencyMeanS: lat.length ? r3(lat.reduce((a, b) => a + b, 0) / lat.length / 1000) : null,
       latencyP95S: lat.length ? r3(lat[Math.min(lat.length - 1, Math.floor(0.95 * lat.length))] / 1000) : null,
       neighborsMean: online > 0 ? r3(neighbors / online) : null,
+      treeCoverage: watching > 0 ? r3(fed / watching) : null,
+      depthMean: fed > 0 ? r3(depthSum / fed) : null,
     });
     this.last = { fromPeers, fromOriginPeer, fromHttp, originUp, http: this.httpBytes, t: this.now };
     // drop departed peers from the scan list

@@ -70,9 +70,24 @@ export interface SlotGrantFrame { type: 'slot-grant'; rendition: string; depth: 
 /** Either direction: the slot for `rendition` ends (or a SLOT_REQUEST is refused). */
 export interface SlotRevokeFrame { type: 'slot-revoke'; rendition: string; reason: number }
 /** child -> parent: asks for an upload slot; priority (deadlineMs, timestamp, sender's peer id), smaller first. */
-export interface SlotRequestFrame { type: 'slot-request'; rendition: string; deadlineMs: number; timestamp: number }
+export interface SlotRequestFrame {
+  type: 'slot-request'; rendition: string; deadlineMs: number; timestamp: number;
+  /** Children the requester could feed in this rendition (optional on the wire: older peers omit it). */
+  capacity?: number;
+}
 /** Sender's distance from the origin in `rendition` (NO_DEPTH: not fed) and free upload slots. */
-export interface StatusFrame { type: 'status'; rendition: string; depth: number; freeSlots: number }
+/** Size of STATUS's ancestor filter (a 256-bit Bloom filter of the sender's ancestors' peer ids). */
+export const ANCESTOR_FILTER_BYTES = 32;
+export interface StatusFrame {
+  type: 'status'; rendition: string; depth: number; freeSlots: number;
+  /**
+   * Optional on the wire (older peers send neither; both or none): the children the sender could
+   * take in all (its capacity in slots of this rendition, free or not), and a Bloom filter of its
+   * ancestors in the rendition's tree (loop prevention).
+   */
+  capacity?: number;
+  ancestors?: Uint8Array;
+}
 
 export type Frame = HelloFrame | HaveFrame | RequestFrame | PieceFrame | CancelFrame | ManifestFrame | ByeFrame
   | SlotGrantFrame | SlotRevokeFrame | SlotRequestFrame | StatusFrame;
@@ -202,14 +217,20 @@ export function encodeFrame(f: Frame): Uint8Array {
     }
     case 'slot-request': {
       checkName(f.rendition, 'rendition'); checkU(f.deadlineMs, 0xffff, 'deadline'); checkU(f.timestamp, 0xffffffff, 'timestamp');
-      const w = new Writer(1 + 1 + f.rendition.length + 2 + 4);
+      if (f.capacity !== undefined) checkU(f.capacity, 0xff, 'capacity');
+      const w = new Writer(1 + 1 + f.rendition.length + 2 + 4 + (f.capacity !== undefined ? 1 : 0));
       w.u8(MsgType.SLOT_REQUEST); w.ascii(f.rendition); w.u16(f.deadlineMs); w.u32(f.timestamp);
+      if (f.capacity !== undefined) w.u8(f.capacity);
       return w.done();
     }
     case 'status': {
       checkName(f.rendition, 'rendition'); checkU(f.depth, 0xff, 'depth'); checkU(f.freeSlots, 0xff, 'free slots');
-      const w = new Writer(1 + 1 + f.rendition.length + 2);
+      if (f.ancestors && f.ancestors.length !== ANCESTOR_FILTER_BYTES) throw new CodecError('ancestor filter must be 32 bytes');
+      if ((f.capacity === undefined) !== (f.ancestors === undefined)) throw new CodecError('capacity and ancestors go together');
+      if (f.capacity !== undefined) checkU(f.capacity, 0xff, 'capacity');
+      const w = new Writer(1 + 1 + f.rendition.length + 2 + (f.ancestors ? 1 + ANCESTOR_FILTER_BYTES : 0));
       w.u8(MsgType.STATUS); w.ascii(f.rendition); w.u8(f.depth); w.u8(f.freeSlots);
+      if (f.ancestors) { w.u8(f.capacity!); w.bytes(f.ancestors); }
       return w.done();
     }
     default:
@@ -256,6 +277,7 @@ class Reader {
     this.o += n;
     return b;
   }
+  atEnd(): boolean { return this.o === this.buf.length; }
   end(): void {
     if (this.o !== this.buf.length) throw new Fail('trailing-bytes');
   }
@@ -342,13 +364,18 @@ function decodeBody(type: number, r: Reader): Frame {
       const rendition = name(r);
       const deadlineMs = r.u16();
       const timestamp = r.u32();
-      return { type: 'slot-request', rendition, deadlineMs, timestamp };
+      if (r.atEnd()) return { type: 'slot-request', rendition, deadlineMs, timestamp };
+      return { type: 'slot-request', rendition, deadlineMs, timestamp, capacity: r.u8() };
     }
     case MsgType.STATUS: {
       const rendition = name(r);
       const depth = r.u8();
       const freeSlots = r.u8();
-      return { type: 'status', rendition, depth, freeSlots };
+      // the filter is a later addition: absent in older peers' STATUS
+      if (r.atEnd()) return { type: 'status', rendition, depth, freeSlots };
+      const capacity = r.u8();
+      const ancestors = r.bytes(ANCESTOR_FILTER_BYTES);
+      return { type: 'status', rendition, depth, freeSlots, capacity, ancestors };
     }
     default:
       throw new Fail('unknown-type');

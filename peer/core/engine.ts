@@ -22,7 +22,8 @@ import {
   coalesce, fallbackPieces, HttpTimer, RequestTracker, schedule, type SchedNeighbor, type SchedSegment,
 } from './scheduler.js';
 import { getBit } from './bitfield.js';
-import { comparePriority as compareSlot, deadlineBucket, LogicalClock, SlotTable, type SlotPriority } from './slots.js';
+import { childAncestors, emptyAncestors, filterKey, mayContain } from './ancestors.js';
+import { capacityClass, deadlineBucket, LogicalClock, SlotTable, type SlotPriority } from './slots.js';
 
 /** Defaults of the optional EngineOptions. */
 export const ENGINE_DEFAULTS = {
@@ -30,7 +31,14 @@ export const ENGINE_DEFAULTS = {
   windowSegments: 30,
   maxInflightPerNeighbor: 16,
   requestTimeoutMs: 2000,
-  maxBufferedBytes: 1024 * 1024,
+  /**
+   * Bytes a link may hold unsent before the engine stops feeding it. Shallow on purpose: what sits
+   * in a transport's buffer is sent in arrival order and shares the uplink with every other
+   * channel, so a deep buffer undoes the engine's own order (pushes to children before answers to
+   * requests). Links with bufferedAmountLow (Link.onLow) are refilled at once; others each tick.
+   * Simulator, 300 viewers: 54% from peers with 1 MiB, 68% with 64 KiB.
+   */
+  maxBufferedBytes: 64 * 1024,
   /** Upload cap of browser peers when none is given (kbit/s). */
   browserUploadKbps: 4000,
   /** Children of non-origin peers. */
@@ -80,8 +88,20 @@ export const ENGINE_LIMITS = {
   pushGraceMs: 3000,
   /** After a rendition switch the old rendition's parent is kept this long (make-before-break). */
   switchOverlapMs: 4000,
-  /** Depth at which a peer stops accepting children (ends count-to-infinity on a transient cycle). */
-  maxDepth: 16,
+  /**
+   * Depth at which a peer stops accepting children: a last guard against count-to-infinity (the
+   * feasibility rule below prevents cycles). Trees grown by random attachment are about e·ln N
+   * deep before upgrades flatten them, so this must sit well above log2 of the audience.
+   */
+  maxDepth: 40,
+  /**
+   * After losing its parent a peer only accepts a new parent shallower than it was itself (its
+   * descendants still announce deeper, stale depths: picking one of them would close a cycle),
+   * for this long; by then its descendants have learnt it has no feed.
+   */
+  feasibleMs: 3000,
+  /** A fed peer looks for a parent at least two hops shallower this often (make-before-break upgrade). */
+  upgradeEveryMs: 2000,
   /** A peer serving children only drops a non-child neighbor open this long when it is full. */
   idleNeighborMs: 10_000,
   /** worstNeighbor() considers neighbors open at least this long. */
@@ -101,7 +121,7 @@ type NeighborState = 'hello' | 'open' | 'closed';
 
 interface HaveEntry { ref: SegmentRef; pieceCount: number; bitfield: Uint8Array }
 interface QueuedRequest { ref: SegmentRef; index: number }
-interface NeighborStatus { depth: number; free: number; noFeedSince: number | null }
+interface NeighborStatus { depth: number; free: number; capacity: number; noFeedSince: number | null; ancestors: Uint8Array | null }
 
 interface Neighbor {
   id: string;
@@ -135,6 +155,8 @@ interface Neighbor {
   /** Measured delivery rate of our requests (bytes/ms, EWMA; 0 = unknown). */
   throughput: number;
   lastRecvAt: number;
+  /** Segments whose progress this neighbor has not been told of yet (HAVE coalescing, flushed on tick). */
+  haveDue: Map<string, SegmentEntry>;
 }
 
 interface PendingLoad {
@@ -165,6 +187,13 @@ function remember(set: Set<string>, key: string, cap: number): void {
 }
 
 /** The neighbor has a REQUEST for this piece queued with us (it gets it that way, not pushed). */
+/** The announced bitfield has a piece ours lacks. */
+function offersMissing(theirs: Uint8Array, ours: Uint8Array): boolean {
+  const len = Math.min(theirs.length, ours.length);
+  for (let i = 0; i < len; i++) if (theirs[i] & ~ours[i]) return true;
+  return false;
+}
+
 function requested(n: { queue: QueuedRequest[] }, ref: SegmentRef, index: number): boolean {
   for (const q of n.queue) if (q.index === index && q.ref.seq === ref.seq && q.ref.rendition === ref.rendition) return true;
   return false;
@@ -195,11 +224,15 @@ export class Engine implements EngineApi {
   /** Rendition -> our parent's peer id (upload link into us). */
   private readonly parents = new Map<string, string>();
   /** Rendition -> the outstanding SLOT_REQUEST. */
-  private readonly asking = new Map<string, { peerId: string; at: number }>();
+  private readonly asking = new Map<string, { peerId: string; at: number; upgrade: boolean }>();
   /** Rendition -> the newest seq we knew when the current parent took us (it pushes from there on). */
   private readonly pushedFrom = new Map<string, number>();
   /** Rendition -> when we last lost (or gave up) a parent. */
   private readonly lostParentAt = new Map<string, number>();
+  /** Rendition -> our depth when we lost our parent, and until when it bounds a new parent's depth. */
+  private readonly feasible = new Map<string, { depth: number; until: number }>();
+  /** Rendition -> when we last looked for a shallower parent. */
+  private readonly upgradeAt = new Map<string, number>();
   /** Renditions relayed on the optimizer's request (setRelayRenditions). */
   private relay = new Set<string>();
   /** Rendition -> when it stopped being wanted (old rendition after a switch). */
@@ -321,9 +354,12 @@ export class Engine implements EngineApi {
       have: new Map(), knowsManifest: new Set(), queue: [], cancelled: new Set(), badFor: new Set(),
       badPieces: 0, rejected: 0, bytesSent: 0, bytesReceived: 0, bytesMark: 0,
       pushQueue: [], status: new Map(), refusedUntil: new Map(), pushGraceUntil: new Map(), throughput: 0, lastRecvAt: 0,
+      haveDue: new Map(),
     };
     this.neighbors.set(n.id, n);
     link.onClose = () => this.closeNeighbor(n, 'link closed');
+    link.lowThreshold = this.maxBufferedBytes / 2;
+    link.onLow = () => { if (n.state === 'open') this.pumpAll(); };
     // HELLO goes out before onMessage is installed: a Link may deliver frames it queued before
     // addLink synchronously from the onMessage setter, and our answer must follow our HELLO.
     if (!this.send(n, { type: 'hello', version: PROTOCOL_VERSION, peerId: this.peerId, kind: this.kind, channel: this.channel })) return;
@@ -347,6 +383,7 @@ export class Engine implements EngineApi {
         this.send(n, { type: 'cancel', rendition: r.ref.rendition, seq: r.ref.seq, index: r.index, count: 1 });
       }
     }
+    this.flushHaves();
     this.pumpAll();
     this.checkLoads();
     this.maintainParents();
@@ -580,6 +617,7 @@ export class Engine implements EngineApi {
     }
     n.link.onMessage = null;
     n.link.onClose = null;
+    n.link.onLow = null;
     try { n.link.close(); } catch { /* already closed */ }
     if (this.neighbors.get(n.id) === n) this.neighbors.delete(n.id);
     n.queue.length = 0;
@@ -589,8 +627,7 @@ export class Engine implements EngineApi {
     const now = this.clock.now();
     for (const [r, p] of [...this.parents]) {
       if (p !== n.id) continue;
-      this.parents.delete(r);
-      this.lostParentAt.set(r, now);
+      this.loseParent(r);
       this.lastStatus.clear();
     }
     for (const [r, a] of [...this.asking]) if (a.peerId === n.id) this.asking.delete(r);
@@ -743,7 +780,9 @@ export class Engine implements EngineApi {
     n.have.delete(key);
     n.have.set(key, { ref, pieceCount: f.pieceCount, bitfield: f.bitfield });
     if (n.have.size > ENGINE_LIMITS.maxHaveEntries) n.have.delete(n.have.keys().next().value as string);
-    this.runSchedule();
+    // Only a HAVE for a segment the player is waiting for schedules at once; the rest wait for
+    // the next tick's scheduling pass (one pass per tick instead of one per HAVE).
+    if (this.loads.has(key) && (!entry || offersMissing(f.bitfield, entry.bitfield))) this.runSchedule();
   }
 
   private onRequest(n: Neighbor, f: RequestFrame): void {
@@ -932,10 +971,27 @@ export class Engine implements EngineApi {
         pushedTo.add(id);
       }
     }
+    // A segment's first piece and its completion are announced at once (neighbors learn of new
+    // segments without delay); progress in between is coalesced into one HAVE per tick, since
+    // per-piece HAVEs to every neighbor were most of the frames and each one ran the scheduler.
+    const now = entry.held === 1 || entry.held === entry.pieces.length;
     for (const n of this.neighbors.values()) {
-      if (n.state === 'open' && !pushedTo.has(n.id)) this.announceTo(n, entry);
+      if (n.state !== 'open' || pushedTo.has(n.id)) continue;
+      if (now) this.announceTo(n, entry);
+      else n.haveDue.set(entry.key, entry);
     }
     if (pushedTo.size > 0) this.pumpAll();
+  }
+
+  /** Sends the coalesced HAVEs (one per neighbor and segment with unannounced progress). */
+  private flushHaves(): void {
+    for (const n of this.neighbors.values()) {
+      if (n.haveDue.size === 0) continue;
+      const due = [...n.haveDue.values()];
+      n.haveDue.clear();
+      if (n.state !== 'open') continue;
+      for (const e of due) if (this.store.get(e.ref) === e) this.announceTo(n, e);
+    }
   }
 
   /** MANIFEST unless the neighbor is known to have it. False if it cannot be sent. */
@@ -953,6 +1009,7 @@ export class Engine implements EngineApi {
       if (!this.send(n, { type: 'manifest', manifest: e.manifest.encoded })) return;
       remember(n.knowsManifest, e.key, ENGINE_LIMITS.maxHaveEntries);
     }
+    n.haveDue.delete(e.key);
     this.send(n, { type: 'have', rendition: e.ref.rendition, seq: e.ref.seq, pieceCount: e.pieces.length, bitfield: e.bitfield.slice() });
   }
 
@@ -993,14 +1050,33 @@ export class Engine implements EngineApi {
     return d + 1 >= ENGINE_LIMITS.maxDepth ? NO_DEPTH : d + 1;
   }
 
+  /**
+   * Children we could still take in a rendition. Reported even without a feed: candidates filter
+   * on depth, and the origin uses it to give its few slots to peers that can pass the stream on.
+   */
   private freeSlots(rendition: string): number {
-    if (!this.pushEnabled || this.depthOf(rendition) === NO_DEPTH) return 0;
+    if (!this.pushEnabled) return 0;
     const perRendition = this.maxChildrenPerRendition - this.slots.childrenOf(rendition).length;
     return Math.max(0, Math.min(255, perRendition, this.slots.free(this.slotCost(rendition))));
   }
 
   private statusFrame(rendition: string): StatusFrame {
-    return { type: 'status', rendition, depth: this.depthOf(rendition), freeSlots: this.freeSlots(rendition) };
+    return {
+      type: 'status', rendition, depth: this.depthOf(rendition), freeSlots: this.freeSlots(rendition),
+      capacity: this.capacityIn(rendition), ancestors: this.ancestorsOf(rendition),
+    };
+  }
+
+  /** Children we could feed in a rendition in all: free slots plus the children we have. */
+  private capacityIn(rendition: string): number {
+    return Math.min(255, this.freeSlots(rendition) + this.slots.childrenOf(rendition).length);
+  }
+
+  /** Our ancestors in a rendition's tree (Bloom filter): our parent's plus our parent. */
+  private ancestorsOf(rendition: string): Uint8Array {
+    const p = this.parents.get(rendition);
+    if (p === undefined) return emptyAncestors();
+    return childAncestors(this.neighbors.get(p)?.status.get(rendition)?.ancestors ?? null, p);
   }
 
   /** STATUS to every open neighbor for each rendition whose depth or free slots changed. */
@@ -1008,7 +1084,7 @@ export class Engine implements EngineApi {
     if (this.closed) return;
     for (const r of this.knownRenditions()) {
       const f = this.statusFrame(r);
-      const sig = `${f.depth}/${f.freeSlots}`;
+      const sig = `${f.depth}/${f.freeSlots}/${filterKey(f.ancestors!)}`;
       if (this.lastStatus.get(r) === sig) continue;
       this.lastStatus.set(r, sig);
       for (const n of [...this.neighbors.values()]) if (n.state === 'open') this.send(n, f);
@@ -1037,11 +1113,19 @@ export class Engine implements EngineApi {
     return deadlineBucket(slack);
   }
 
+  /** Forgets our parent in a rendition, remembering our depth for the feasibility rule. */
+  private loseParent(rendition: string): void {
+    const now = this.clock.now();
+    const depth = this.depthOf(rendition);
+    this.parents.delete(rendition);
+    this.lostParentAt.set(rendition, now);
+    if (depth !== NO_DEPTH) this.feasible.set(rendition, { depth, until: now + ENGINE_LIMITS.feasibleMs });
+  }
+
   private releaseParent(rendition: string, reason: string): void {
     const id = this.parents.get(rendition);
     if (id === undefined) return;
-    this.parents.delete(rendition);
-    this.lostParentAt.set(rendition, this.clock.now());
+    this.loseParent(rendition);
     this.counters.parentChanges++;
     const n = this.neighbors.get(id);
     if (n && n.state === 'open') {
@@ -1079,6 +1163,7 @@ export class Engine implements EngineApi {
         if (st && st.depth === NO_DEPTH && st.noFeedSince !== null && now - st.noFeedSince >= ENGINE_LIMITS.parentNoFeedMs) {
           this.releaseParent(r, 'parent has no feed');
         } else {
+          this.maybeUpgradeParent(r, now);
           continue;
         }
       }
@@ -1092,29 +1177,56 @@ export class Engine implements EngineApi {
       if (lost !== undefined && now - lost < ENGINE_LIMITS.parentHoldDownMs) continue;
       const cand = this.pickParent(r, now);
       if (!cand) continue;
-      this.asking.set(r, { peerId: cand.id, at: now });
-      this.send(cand, { type: 'slot-request', rendition: r, deadlineMs: this.slackMs(r), timestamp: this.lamport.tick() });
+      this.askForSlot(cand, r, now, false);
     }
+  }
+
+  private askForSlot(cand: Neighbor, rendition: string, now: number, upgrade: boolean): void {
+    this.asking.set(rendition, { peerId: cand.id, at: now, upgrade });
+    this.send(cand, {
+      type: 'slot-request', rendition, deadlineMs: this.slackMs(rendition), timestamp: this.lamport.tick(), capacity: this.capacityIn(rendition),
+    });
+  }
+
+  /**
+   * Random attachment grows trees about e·ln N deep; every upgradeEveryMs a fed peer asks a
+   * neighbor with a free slot at least two hops shallower than its parent for a slot, and moves
+   * there once granted (the old parent keeps pushing until then: make-before-break). Depths only
+   * shrink this way, so the tree flattens and capacity drifts toward the origin.
+   */
+  private maybeUpgradeParent(rendition: string, now: number): void {
+    if (this.asking.has(rendition)) return;
+    if (now - (this.upgradeAt.get(rendition) ?? -Infinity) < ENGINE_LIMITS.upgradeEveryMs) return;
+    this.upgradeAt.set(rendition, now);
+    const mine = this.depthOf(rendition);
+    if (mine === NO_DEPTH || mine <= 2) return;
+    // free slots only: preempting a leaf for an upgrade was measured to churn more than it gains
+    const cand = this.pickParent(rendition, now, { belowDepth: mine - 2, freeOnly: true });
+    if (cand && cand.id !== this.parents.get(rendition)) this.askForSlot(cand, rendition, now, true);
   }
 
   /**
    * The neighbor to ask for a slot: fed (depth below the limit), not refusing us lately, not our
-   * own child in that rendition; those with free slots first, then the shallowest, then the best
-   * measured throughput, then at random. A full one is asked too (our priority may outrank its
-   * lowest holder).
+   * own child in that rendition; direct neighbors before relayed ones (Link.relayed: a TURN relay
+   * is used as parent only when no direct neighbor qualifies), then those with free slots, then
+   * the shallowest, then the best measured throughput, then at random. A full one is asked too
+   * (our priority may outrank its lowest holder).
    */
-  private pickParent(rendition: string, now: number): Neighbor | null {
+  private pickParent(rendition: string, now: number, opts: { belowDepth?: number; freeOnly?: boolean } = {}): Neighbor | null {
+    const f = this.feasible.get(rendition);
+    const bound = Math.min(ENGINE_LIMITS.maxDepth - 1, opts.belowDepth ?? Infinity, f && now < f.until ? f.depth : Infinity);
     let best: Neighbor | null = null;
-    let bestKey: [number, number, number, number] | null = null;
+    let bestKey: number[] | null = null;
     for (const n of this.neighbors.values()) {
       if (n.state !== 'open') continue;
       const st = n.status.get(rendition);
-      if (!st || st.depth >= ENGINE_LIMITS.maxDepth - 1) continue;
+      if (!st || st.depth >= bound || (opts.freeOnly && st.free <= 0)) continue;
+      if (mayContain(st.ancestors, this.peerId)) continue; // it is (or may be) our descendant
       if ((n.refusedUntil.get(rendition) ?? -Infinity) > now) continue;
       if (this.slots.has(n.id, rendition)) continue;
-      const key: [number, number, number, number] = [st.free > 0 ? 0 : 1, st.depth, -n.throughput, this.random.next()];
-      if (!bestKey || key[0] < bestKey[0] || (key[0] === bestKey[0] && (key[1] < bestKey[1]
-        || (key[1] === bestKey[1] && (key[2] < bestKey[2] || (key[2] === bestKey[2] && key[3] < bestKey[3])))))) {
+      const key = [n.link.relayed === true ? 1 : 0, st.free > 0 ? 0 : 1, st.depth, -n.throughput, this.random.next()];
+      const i = bestKey ? key.findIndex((k, j) => k !== bestKey![j]) : -1;
+      if (!bestKey || (i >= 0 && key[i] < bestKey[i])) {
         best = n;
         bestKey = key;
       }
@@ -1130,19 +1242,26 @@ export class Engine implements EngineApi {
       this.send(n, { type: 'slot-revoke', rendition: r, reason });
     };
     if (!this.pushEnabled || this.depthOf(r) === NO_DEPTH) return refuse(RevokeReason.noFeed);
-    if (this.parents.get(r) === n.id) return refuse(RevokeReason.cycle);
+    if (this.parents.get(r) === n.id || mayContain(this.ancestorsOf(r), n.id)) return refuse(RevokeReason.cycle);
     if (!this.slots.has(n.id, r) && this.slots.childrenOf(r).length >= this.maxChildrenPerRendition) {
-      // per-rendition budget: only a better request may take the rendition's lowest slot
-      let worst: { peerId: string; p: SlotPriority } | null = null;
-      for (const h of this.slots.list()) if (h.rendition === r) worst = { peerId: h.peerId, p: h.priority };
-      const mine = { deadlineMs: f.deadlineMs, timestamp: f.timestamp, peerId: n.id };
-      if (!worst || compareSlot(mine, worst.p) >= 0) return refuse(RevokeReason.full);
+      // Per-rendition budget (the origin's few slots): each one roots a whole subtree, so it goes
+      // to the peer that can feed the most others; a child is displaced only by a requester with
+      // more capacity (a plain deadline priority would let every urgent newcomer unseat a
+      // subtree's root).
+      const capacity = (id: string) => this.neighbors.get(id)?.status.get(r)?.capacity ?? 0;
+      let worst: { peerId: string; capacity: number } | null = null;
+      for (const h of this.slots.list()) {
+        if (h.rendition !== r) continue;
+        const c = capacity(h.peerId);
+        if (!worst || c < worst.capacity) worst = { peerId: h.peerId, capacity: c };
+      }
+      if (!worst || capacity(n.id) <= worst.capacity) return refuse(RevokeReason.full);
       this.slots.release(worst.peerId, r);
       this.revokeChild(worst.peerId, r, RevokeReason.preempted);
     }
     const d = this.slots.request({
       peerId: n.id, rendition: r, costKbps: this.slotCost(r),
-      priority: { deadlineMs: f.deadlineMs, timestamp: f.timestamp, peerId: n.id },
+      priority: { capacityClass: capacityClass(f.capacity ?? 1), deadlineMs: f.deadlineMs, timestamp: f.timestamp, peerId: n.id },
     });
     if (!d.granted) return refuse(RevokeReason.full);
     if (d.revoked) this.revokeChild(d.revoked.peerId, d.revoked.rendition, RevokeReason.preempted);
@@ -1174,7 +1293,17 @@ export class Engine implements EngineApi {
     const r = f.rendition;
     const ask = this.asking.get(r);
     const st = n.status.get(r);
-    n.status.set(r, { depth: f.depth, free: st?.free ?? 0, noFeedSince: f.depth === NO_DEPTH ? this.clock.now() : null });
+    n.status.set(r, {
+      depth: f.depth, free: st?.free ?? 0, capacity: st?.capacity ?? 0,
+      noFeedSince: f.depth === NO_DEPTH ? this.clock.now() : null, ancestors: st?.ancestors ?? null,
+    });
+    const upgrade = !!ask && ask.peerId === n.id && ask.upgrade && this.parents.has(r) && f.depth !== NO_DEPTH;
+    if (upgrade) {
+      // make-before-break: the new parent is in place, the old one may go
+      this.releaseParent(r, 'upgraded to a shallower parent');
+      this.lostParentAt.delete(r);
+      this.feasible.delete(r);
+    }
     if (!ask || ask.peerId !== n.id || this.parents.has(r) || !this.wantedRenditions().has(r)) {
       // not (or no longer) wanted: give it back at once
       this.send(n, { type: 'slot-revoke', rendition: r, reason: RevokeReason.released });
@@ -1205,8 +1334,7 @@ export class Engine implements EngineApi {
     n.refusedUntil.set(r, now + hold);
     if (this.asking.get(r)?.peerId === n.id) this.asking.delete(r);
     if (this.parents.get(r) === n.id) {
-      this.parents.delete(r);
-      this.lostParentAt.set(r, now);
+      this.loseParent(r);
       this.counters.parentChanges++;
       n.pushGraceUntil.set(r, now + ENGINE_LIMITS.pushGraceMs);
       this.broadcastStatus();
@@ -1217,7 +1345,8 @@ export class Engine implements EngineApi {
   private onStatus(n: Neighbor, f: StatusFrame): void {
     const prev = n.status.get(f.rendition);
     const noFeedSince = f.depth === NO_DEPTH ? (prev?.noFeedSince ?? this.clock.now()) : null;
-    n.status.set(f.rendition, { depth: f.depth, free: f.freeSlots, noFeedSince });
+    // an older peer sends no capacity: its free slots are the best lower bound
+    n.status.set(f.rendition, { depth: f.depth, free: f.freeSlots, capacity: f.capacity ?? f.freeSlots, noFeedSince, ancestors: f.ancestors ?? null });
     if (n.status.size > ENGINE_LIMITS.maxHaveEntries) n.status.delete(n.status.keys().next().value as string);
     if (this.parents.get(f.rendition) === n.id) this.broadcastStatus(); // our depth follows our parent's
     if (!this.parents.has(f.rendition) && this.wantedRenditions().has(f.rendition)) this.maintainParents();

@@ -4,8 +4,9 @@
  *
  * A peer's upload capacity (kbit/s, and a number of children) is divided into slots; a slot
  * entitles a child to have one rendition pushed to it (an upload link). Every SLOT_REQUEST
- * carries a global priority, the triple (deadlineMs, timestamp, peerId), ordered the same way on
- * every peer by comparePriority: the smaller deadline first (the child that will stall soonest),
+ * carries a global priority, (capacityClass, deadlineMs, timestamp, peerId), ordered the same way
+ * on every peer by comparePriority: the larger capacity class first (peers that can pass the
+ * stream on go nearer the root), then the smaller deadline (the child that will stall soonest),
  * then the smaller logical (Lamport) timestamp (the older request: holders keep their slots
  * against newcomers of equal urgency, which is what stops slots from oscillating), then the
  * smaller peer id (a total order). When the slots are full, a request that outranks the
@@ -14,6 +15,13 @@
  */
 
 export interface SlotPriority {
+  /**
+   * Capacity class of the requester: 0 = cannot feed anyone, 1 = one or two children, 2 = three
+   * or more (capacityClass). Higher first: a peer that can pass the stream on belongs closer to
+   * the root, so the tree grows wide rather than deep. Coarse on purpose, so that equal peers
+   * still order by urgency. Absent (older peers): 1.
+   */
+  capacityClass?: number;
   /** Playback slack of the requester in ms (0..65535; 65535 = not urgent). Smaller = more urgent. */
   deadlineMs: number;
   /** The requester's logical clock when it asked. Smaller = older request. */
@@ -24,9 +32,16 @@ export interface SlotPriority {
 
 /** Negative when `a` comes first (higher priority). The same answer on every peer. */
 export function comparePriority(a: SlotPriority, b: SlotPriority): number {
+  const ca = a.capacityClass ?? 1, cb = b.capacityClass ?? 1;
+  if (ca !== cb) return cb - ca;
   if (a.deadlineMs !== b.deadlineMs) return a.deadlineMs - b.deadlineMs;
   if (a.timestamp !== b.timestamp) return a.timestamp - b.timestamp;
   return a.peerId < b.peerId ? -1 : a.peerId > b.peerId ? 1 : 0;
+}
+
+/** The capacity class of a peer that could feed `children` children (see SlotPriority). */
+export function capacityClass(children: number): number {
+  return children <= 0 ? 0 : children < 3 ? 1 : 2;
 }
 
 /** Buckets a slack in ms so that jitter of a few ms does not reorder requests. */

@@ -42,12 +42,26 @@ export interface Link {
   readonly remoteId: string;
   /** Bytes queued but not yet sent; the engine stops uploading above a threshold. */
   readonly bufferedAmount: number;
+  /**
+   * The connection goes through a TURN relay (its selected ICE candidate pair has a relay
+   * candidate); false when direct; undefined when not known (yet), or not a WebRTC link. May
+   * change over the link's life (an ICE restart can find another path).
+   */
+  readonly relayed?: boolean;
   send(frame: Uint8Array): void;
   close(): void;
   /** Set by the engine. Called once per received message. */
   onMessage: ((frame: Uint8Array) => void) | null;
   /** Set by the engine. Called once when the channel closes for any reason. */
   onClose: (() => void) | null;
+  /**
+   * Optional (like RTCDataChannel's bufferedAmountLowThreshold / bufferedamountlow): set by the
+   * engine; a transport that supports it calls onLow when bufferedAmount falls to lowThreshold
+   * or below, so the engine refills a shallow buffer at once instead of on its next tick (a
+   * shallow buffer keeps the engine's own order, pushes before answers, on the wire).
+   */
+  lowThreshold?: number;
+  onLow?: (() => void) | null;
 }
 
 /** Identifies one segment of a channel. `seq === INIT_SEQ` is the rendition's init segment. */

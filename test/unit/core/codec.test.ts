@@ -40,13 +40,27 @@ const frameArb: fc.Arbitrary<Frame> = fc.oneof(
   fc.record({ type: fc.constant('slot-revoke' as const), rendition: nameArb, reason: fc.integer({ min: 0, max: 5 }) }),
   fc.record({
     type: fc.constant('slot-request' as const), rendition: nameArb, deadlineMs: fc.integer({ min: 0, max: 0xffff }),
+    capacity: fc.integer({ min: 0, max: 255 }),
     timestamp: fc.integer({ min: 0, max: 0xffffffff }),
   }),
   fc.record({
     type: fc.constant('status' as const), rendition: nameArb, depth: fc.integer({ min: 0, max: 255 }),
     freeSlots: fc.integer({ min: 0, max: 255 }),
+    // always present here: without it, 32 trailing bytes would read as a filter
+    capacity: fc.integer({ min: 0, max: 255 }),
+    ancestors: fc.uint8Array({ minLength: 32, maxLength: 32 }),
   }),
 );
+
+describe('STATUS ancestor filter', () => {
+  it('is optional on the wire (older peers send none) and a partial filter is rejected', () => {
+    const bare = encodeFrame({ type: 'status', rendition: 'r', depth: 3, freeSlots: 2 });
+    expect(decodeFrame(bare)).toEqual({ ok: true, frame: { type: 'status', rendition: 'r', depth: 3, freeSlots: 2 } });
+    const partial = new Uint8Array(bare.length + 5);
+    partial.set(bare);
+    expect(decodeFrame(partial)).toMatchObject({ ok: false, reason: 'truncated' });
+  });
+});
 
 describe('codec', () => {
   it('round-trips every message type', () => {
@@ -61,7 +75,10 @@ describe('codec', () => {
   it('rejects every strict prefix of a valid frame as truncated', () => {
     fc.assert(fc.property(frameArb.filter((f) => f.type !== 'piece' || f.data.length < 200), (f) => {
       const bytes = encodeFrame(f);
+      // STATUS's ancestor filter is optional: the frame without it is valid on its own
+      const bareStatus = f.type === 'status' ? bytes.length - 33 : f.type === 'slot-request' ? bytes.length - 1 : -1;
       for (let len = 0; len < bytes.length; len++) {
+        if (len === bareStatus) continue;
         const r = decodeFrame(bytes.subarray(0, len));
         expect(r.ok).toBe(false);
         if (!r.ok) expect(r.reason).toBe('truncated');

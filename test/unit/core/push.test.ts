@@ -75,7 +75,7 @@ describe('upload links: cut-through push', () => {
     expect(sumRejected(a) + sumRejected(b)).toBe(0);
   });
 
-  it('announces single pieces (HAVE per piece) to non-children at once', async () => {
+  it('announces a new segment to non-children at once and coalesces progress into one HAVE per tick', async () => {
     const a = viewer('viewer-a');
     a.setPlaybackPosition({ rendition: R, seq: 1 });
     const p = rawParent(a);
@@ -93,8 +93,17 @@ describe('upload links: cut-through push', () => {
     expect(getBit(haves[0].bitfield, 1)).toBe(false);
     expect(q.of('manifest').length).toBe(1); // the manifest goes before the first HAVE
     p.sendPiece(x, 1);
+    p.sendPiece(x, 2);
     await env.net.settle();
-    expect(q.of('have').filter((h) => h.seq === 1).length).toBe(2);
+    expect(q.of('have').filter((h) => h.seq === 1).length).toBe(1); // progress waits for the tick
+    a.tick();
+    await env.net.settle();
+    const after = q.of('have').filter((h) => h.seq === 1);
+    expect(after.length).toBe(2); // pieces 1 and 2 in one HAVE
+    expect(getBit(after[1].bitfield, 1) && getBit(after[1].bitfield, 2)).toBe(true);
+    a.tick();
+    await env.net.settle();
+    expect(q.of('have').filter((h) => h.seq === 1).length).toBe(2); // nothing new, nothing sent
   });
 });
 
