@@ -74,6 +74,8 @@ export interface SlotRequestFrame {
   type: 'slot-request'; rendition: string; deadlineMs: number; timestamp: number;
   /** Children the requester could feed in this rendition (optional on the wire: older peers omit it). */
   capacity?: number;
+  /** The tracker's optimizer assigned this link (optional, after capacity). */
+  assigned?: boolean;
 }
 /** Sender's distance from the origin in `rendition` (NO_DEPTH: not fed) and free upload slots. */
 /** Size of STATUS's ancestor filter (a 256-bit Bloom filter of the sender's ancestors' peer ids). */
@@ -105,7 +107,8 @@ export type DecodeErrorReason =
   | 'invalid-range'   // piece index/count out of [0, MAX_PIECES)
   | 'invalid-bitfield'// piece count > MAX_PIECES or padding bits set
   | 'invalid-text'    // BYE reason not printable ASCII
-  | 'invalid-reason'; // SLOT_REVOKE reason code unknown
+  | 'invalid-reason'  // SLOT_REVOKE reason code unknown
+  | 'invalid-flags';  // SLOT_REQUEST flags with unknown bits
 
 export type DecodeResult =
   | { ok: true; frame: Frame }
@@ -218,9 +221,12 @@ export function encodeFrame(f: Frame): Uint8Array {
     case 'slot-request': {
       checkName(f.rendition, 'rendition'); checkU(f.deadlineMs, 0xffff, 'deadline'); checkU(f.timestamp, 0xffffffff, 'timestamp');
       if (f.capacity !== undefined) checkU(f.capacity, 0xff, 'capacity');
-      const w = new Writer(1 + 1 + f.rendition.length + 2 + 4 + (f.capacity !== undefined ? 1 : 0));
+      if (f.assigned !== undefined && f.capacity === undefined) throw new CodecError('assigned needs capacity');
+      const extra = f.capacity === undefined ? 0 : f.assigned === undefined ? 1 : 2;
+      const w = new Writer(1 + 1 + f.rendition.length + 2 + 4 + extra);
       w.u8(MsgType.SLOT_REQUEST); w.ascii(f.rendition); w.u16(f.deadlineMs); w.u32(f.timestamp);
       if (f.capacity !== undefined) w.u8(f.capacity);
+      if (f.assigned !== undefined) w.u8(f.assigned ? 1 : 0);
       return w.done();
     }
     case 'status': {
@@ -365,7 +371,11 @@ function decodeBody(type: number, r: Reader): Frame {
       const deadlineMs = r.u16();
       const timestamp = r.u32();
       if (r.atEnd()) return { type: 'slot-request', rendition, deadlineMs, timestamp };
-      return { type: 'slot-request', rendition, deadlineMs, timestamp, capacity: r.u8() };
+      const capacity = r.u8();
+      if (r.atEnd()) return { type: 'slot-request', rendition, deadlineMs, timestamp, capacity };
+      const flags = r.u8();
+      if (flags > 1) throw new Fail('invalid-flags');
+      return { type: 'slot-request', rendition, deadlineMs, timestamp, capacity, assigned: flags === 1 };
     }
     case MsgType.STATUS: {
       const rendition = name(r);

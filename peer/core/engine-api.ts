@@ -139,6 +139,14 @@ export interface EngineApi {
    * not play them: the optimizer asks a peer with spare upload to carry a rendition. [] stops.
    */
   setRelayRenditions?(renditions: string[]): void;
+  /**
+   * The tracker's optimizer (Chandelier) assigns our parent in a rendition; null withdraws the
+   * assignment. Advice, applied make-before-break: the engine asks that neighbor for a slot with
+   * the assigned flag (it outranks every unassigned holder there) and moves once granted; if the
+   * peer is not an open neighbor or does not grant within a few seconds, local choice goes on.
+   * The host connects to an assigned peer that is not yet a neighbor.
+   */
+  assignParent?(rendition: string, peerId: string | null): void;
   on<K extends keyof EngineEvents>(event: K, handler: (e: EngineEvents[K]) => void): () => void;
   /** Says BYE to every neighbor, closes links, rejects pending loads. */
   close(): void;

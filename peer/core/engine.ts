@@ -100,6 +100,10 @@ export const ENGINE_LIMITS = {
    * for this long; by then its descendants have learnt it has no feed.
    */
   feasibleMs: 3000,
+  /** An optimizer assignment not honoured (granted) within this long is dropped: local choice resumes. */
+  assignmentTimeoutMs: 8000,
+  /** An assigned parent that refused is asked again after this long. */
+  assignmentRetryMs: 1000,
   /** A fed peer looks for a parent at least two hops shallower this often (make-before-break upgrade). */
   upgradeEveryMs: 2000,
   /** A peer serving children only drops a non-child neighbor open this long when it is full. */
@@ -224,7 +228,9 @@ export class Engine implements EngineApi {
   /** Rendition -> our parent's peer id (upload link into us). */
   private readonly parents = new Map<string, string>();
   /** Rendition -> the outstanding SLOT_REQUEST. */
-  private readonly asking = new Map<string, { peerId: string; at: number; upgrade: boolean }>();
+  private readonly asking = new Map<string, { peerId: string; at: number; upgrade: boolean; assigned: boolean }>();
+  /** Rendition -> the optimizer's assigned parent: when assigned, and when we last asked it. */
+  private readonly assigned = new Map<string, { peerId: string; at: number; askedAt: number }>();
   /** Rendition -> the newest seq we knew when the current parent took us (it pushes from there on). */
   private readonly pushedFrom = new Map<string, number>();
   /** Rendition -> when we last lost (or gave up) a parent. */
@@ -505,6 +511,16 @@ export class Engine implements EngineApi {
       if (gain < worstGain) { worst = n; worstGain = gain; }
     }
     return worst?.id ?? null;
+  }
+
+  assignParent(rendition: string, peerId: string | null): void {
+    if (!isValidName(rendition)) throw new TypeError('invalid rendition');
+    if (peerId !== null && (typeof peerId !== 'string' || peerId.length === 0 || peerId.length > 64 || peerId === this.peerId)) {
+      throw new TypeError('invalid parent peer id');
+    }
+    if (peerId === null) this.assigned.delete(rendition);
+    else if (this.assigned.get(rendition)?.peerId !== peerId) this.assigned.set(rendition, { peerId, at: this.clock.now(), askedAt: -Infinity });
+    this.maintainParents();
   }
 
   setRelayRenditions(renditions: string[]): void {
@@ -1113,6 +1129,30 @@ export class Engine implements EngineApi {
     return deadlineBucket(slack);
   }
 
+  /**
+   * Follows the optimizer's assignment for a rendition. True when it is in hand (ours, or being
+   * asked for): local choice then waits. False when there is none to follow (expired, or the
+   * assigned peer is not an open neighbor yet): local choice goes on meanwhile.
+   */
+  private followAssignment(rendition: string, now: number): boolean {
+    const a = this.assigned.get(rendition);
+    if (!a) return false;
+    if (this.parents.get(rendition) === a.peerId) return true;
+    if (now - a.at >= ENGINE_LIMITS.assignmentTimeoutMs) {
+      this.assigned.delete(rendition);
+      this.log.debug({ rendition, parent: a.peerId }, 'assignment not honoured in time; local choice');
+      return false;
+    }
+    const n = this.neighbors.get(a.peerId);
+    if (!n || n.state !== 'open') return false;
+    const ask = this.asking.get(rendition);
+    if (ask?.peerId === a.peerId) return true;
+    if (now - a.askedAt < ENGINE_LIMITS.assignmentRetryMs) return true;
+    a.askedAt = now;
+    this.askForSlot(n, rendition, now, this.parents.has(rendition), true);
+    return true;
+  }
+
   /** Forgets our parent in a rendition, remembering our depth for the feasibility rule. */
   private loseParent(rendition: string): void {
     const now = this.clock.now();
@@ -1157,6 +1197,7 @@ export class Engine implements EngineApi {
       }
     }
     for (const r of want) {
+      if (this.followAssignment(r, now)) continue;
       const pid = this.parents.get(r);
       if (pid !== undefined) {
         const st = this.neighbors.get(pid)?.status.get(r);
@@ -1177,14 +1218,15 @@ export class Engine implements EngineApi {
       if (lost !== undefined && now - lost < ENGINE_LIMITS.parentHoldDownMs) continue;
       const cand = this.pickParent(r, now);
       if (!cand) continue;
-      this.askForSlot(cand, r, now, false);
+      this.askForSlot(cand, r, now, false, false);
     }
   }
 
-  private askForSlot(cand: Neighbor, rendition: string, now: number, upgrade: boolean): void {
-    this.asking.set(rendition, { peerId: cand.id, at: now, upgrade });
+  private askForSlot(cand: Neighbor, rendition: string, now: number, upgrade: boolean, assigned: boolean): void {
+    this.asking.set(rendition, { peerId: cand.id, at: now, upgrade, assigned });
     this.send(cand, {
-      type: 'slot-request', rendition, deadlineMs: this.slackMs(rendition), timestamp: this.lamport.tick(), capacity: this.capacityIn(rendition),
+      type: 'slot-request', rendition, deadlineMs: this.slackMs(rendition), timestamp: this.lamport.tick(),
+      capacity: this.capacityIn(rendition), assigned,
     });
   }
 
@@ -1202,7 +1244,7 @@ export class Engine implements EngineApi {
     if (mine === NO_DEPTH || mine <= 2) return;
     // free slots only: preempting a leaf for an upgrade was measured to churn more than it gains
     const cand = this.pickParent(rendition, now, { belowDepth: mine - 2, freeOnly: true });
-    if (cand && cand.id !== this.parents.get(rendition)) this.askForSlot(cand, rendition, now, true);
+    if (cand && cand.id !== this.parents.get(rendition)) this.askForSlot(cand, rendition, now, true, false);
   }
 
   /**
@@ -1248,20 +1290,25 @@ export class Engine implements EngineApi {
       // to the peer that can feed the most others; a child is displaced only by a requester with
       // more capacity (a plain deadline priority would let every urgent newcomer unseat a
       // subtree's root).
+      // The optimizer's assignment outranks both (it sees the whole overlay).
       const capacity = (id: string) => this.neighbors.get(id)?.status.get(r)?.capacity ?? 0;
-      let worst: { peerId: string; capacity: number } | null = null;
+      let worst: { peerId: string; capacity: number; assigned: boolean } | null = null;
       for (const h of this.slots.list()) {
         if (h.rendition !== r) continue;
         const c = capacity(h.peerId);
-        if (!worst || c < worst.capacity) worst = { peerId: h.peerId, capacity: c };
+        const assigned = h.priority.assigned === true;
+        if (!worst || (worst.assigned && !assigned) || (worst.assigned === assigned && c < worst.capacity)) {
+          worst = { peerId: h.peerId, capacity: c, assigned };
+        }
       }
-      if (!worst || capacity(n.id) <= worst.capacity) return refuse(RevokeReason.full);
+      const wins = !!worst && (f.assigned === true ? !worst.assigned : !worst.assigned && capacity(n.id) > worst.capacity);
+      if (!worst || !wins) return refuse(RevokeReason.full);
       this.slots.release(worst.peerId, r);
       this.revokeChild(worst.peerId, r, RevokeReason.preempted);
     }
     const d = this.slots.request({
       peerId: n.id, rendition: r, costKbps: this.slotCost(r),
-      priority: { capacityClass: capacityClass(f.capacity ?? 1), deadlineMs: f.deadlineMs, timestamp: f.timestamp, peerId: n.id },
+      priority: { assigned: f.assigned === true, capacityClass: capacityClass(f.capacity ?? 1), deadlineMs: f.deadlineMs, timestamp: f.timestamp, peerId: n.id },
     });
     if (!d.granted) return refuse(RevokeReason.full);
     if (d.revoked) this.revokeChild(d.revoked.peerId, d.revoked.rendition, RevokeReason.preempted);

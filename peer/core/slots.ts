@@ -16,6 +16,11 @@
 
 export interface SlotPriority {
   /**
+   * The tracker's optimizer assigned this link: it outranks every unassigned request (the
+   * optimizer's global view beats local priorities; two assigned requests order as usual).
+   */
+  assigned?: boolean;
+  /**
    * Capacity class of the requester: 0 = cannot feed anyone, 1 = one or two children, 2 = three
    * or more (capacityClass). Higher first: a peer that can pass the stream on belongs closer to
    * the root, so the tree grows wide rather than deep. Coarse on purpose, so that equal peers
@@ -32,6 +37,8 @@ export interface SlotPriority {
 
 /** Negative when `a` comes first (higher priority). The same answer on every peer. */
 export function comparePriority(a: SlotPriority, b: SlotPriority): number {
+  const aa = a.assigned ? 1 : 0, ab = b.assigned ? 1 : 0;
+  if (aa !== ab) return ab - aa;
   const ca = a.capacityClass ?? 1, cb = b.capacityClass ?? 1;
   if (ca !== cb) return cb - ca;
   if (a.deadlineMs !== b.deadlineMs) return a.deadlineMs - b.deadlineMs;

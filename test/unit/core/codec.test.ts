@@ -41,6 +41,7 @@ const frameArb: fc.Arbitrary<Frame> = fc.oneof(
   fc.record({
     type: fc.constant('slot-request' as const), rendition: nameArb, deadlineMs: fc.integer({ min: 0, max: 0xffff }),
     capacity: fc.integer({ min: 0, max: 255 }),
+    assigned: fc.boolean(),
     timestamp: fc.integer({ min: 0, max: 0xffffffff }),
   }),
   fc.record({
@@ -76,9 +77,11 @@ describe('codec', () => {
     fc.assert(fc.property(frameArb.filter((f) => f.type !== 'piece' || f.data.length < 200), (f) => {
       const bytes = encodeFrame(f);
       // STATUS's ancestor filter is optional: the frame without it is valid on its own
-      const bareStatus = f.type === 'status' ? bytes.length - 33 : f.type === 'slot-request' ? bytes.length - 1 : -1;
+      const bareStatus = f.type === 'status' ? bytes.length - 33 : -1;
+      const noFlags = f.type === 'slot-request' ? bytes.length - 1 : -1;
+      const noCapacity = f.type === 'slot-request' ? bytes.length - 2 : -1;
       for (let len = 0; len < bytes.length; len++) {
-        if (len === bareStatus) continue;
+        if (len === bareStatus || len === noFlags || len === noCapacity) continue;
         const r = decodeFrame(bytes.subarray(0, len));
         expect(r.ok).toBe(false);
         if (!r.ok) expect(r.reason).toBe('truncated');
