@@ -60,7 +60,7 @@ async function main(): Promise<void> {
       + `piece→50/90/99% ${d.piece.join('/')}s (log2 bound ${d.log2Bound}s)\n`);
   }
   for (const p of res.perf) {
-    process.stdout.write(`perf ${p.variant}: ${(p.wallMs / 1000).toFixed(1)} s wall for ${p.simMs / 1000} s simulated = ${p.ratio}x real time, ${p.events} events, peak RSS ${p.peakRssMiB} MiB\n`);
+    process.stdout.write(`perf ${p.variant}: ${(p.wallMs / 1000).toFixed(1)} s wall for ${p.simMs / 1000} s simulated = ${p.ratio}x real time, ${p.events} events, peak RSS ${p.peakRssMiB} MiB${p.optimizerSolveMs ? `, optimizer ${p.optimizerSolveMs.rounds} rounds: mean ${p.optimizerSolveMs.mean} ms, p99 ${p.optimizerSolveMs.p99} ms, max ${p.optimizerSolveMs.max} ms` : ''}\n`);
   }
   process.stdout.write(`report: ${join(out, 'report.html')}\n`);
 }

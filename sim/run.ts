@@ -3,7 +3,11 @@ import { buildReport, renderHtml, type Report } from './report.js';
 import type { Scenario, Variant } from './scenario.js';
 import { World, type Progress, type WorldResult } from './world.js';
 
-export interface VariantPerf { variant: Variant; wallMs: number; simMs: number; ratio: number; events: number; peakRssMiB: number; peakHeapMiB: number }
+export interface VariantPerf {
+  variant: Variant; wallMs: number; simMs: number; ratio: number; events: number; peakRssMiB: number; peakHeapMiB: number;
+  /** Variant chandelier: wall time of the optimizer's rounds (ms). */
+  optimizerSolveMs?: { rounds: number; mean: number; p99: number; max: number };
+}
 
 export interface RunOutput { report: Report; json: string; html: string; perf: VariantPerf[] }
 
@@ -30,13 +34,19 @@ export async function runScenario(
     });
     if (opts.onTick) w.onTick = (t, events) => opts.onTick!(v, t, events, performance.now() - start);
     const res = await w.run();
+    const solve = [...w.optimizerWallMs].sort((a, b) => a - b);
+    const r1 = (x: number) => Math.round(x * 10) / 10;
+    const optimizerSolveMs = solve.length ? {
+      rounds: solve.length, mean: r1(solve.reduce((a, b) => a + b, 0) / solve.length),
+      p99: r1(solve[Math.min(solve.length - 1, Math.floor(0.99 * solve.length))]), max: r1(solve[solve.length - 1]),
+    } : undefined;
     const m = process.memoryUsage();
     if (m.rss > peakRss) peakRss = m.rss;
     const wallMs = performance.now() - start;
     worlds.push(res);
     perf.push({
       variant: v, wallMs: Math.round(wallMs), simMs: sc.durationS * 1000, ratio: Math.round((sc.durationS * 1000 / wallMs) * 100) / 100,
-      events: res.events, peakRssMiB: Math.round(peakRss / 1048576), peakHeapMiB: Math.round(peakHeap / 1048576),
+      events: res.events, peakRssMiB: Math.round(peakRss / 1048576), peakHeapMiB: Math.round(peakHeap / 1048576), optimizerSolveMs,
     });
   }
   const report = buildReport(sc, worlds);

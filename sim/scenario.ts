@@ -4,8 +4,13 @@
  */
 import type { NatType } from './net.js';
 
-export type Variant = 'starling' | 'mesh-pull' | 'http-only';
-export const VARIANTS: readonly Variant[] = ['starling', 'mesh-pull', 'http-only'];
+/**
+ * starling: the engine alone (push trees it builds itself + mesh repair + HTTP at the deadline);
+ * chandelier: the same with the tracker's optimizer assigning parents; mesh-pull: a
+ * CoolStreaming-like random mesh; http-only: no peers.
+ */
+export type Variant = 'starling' | 'chandelier' | 'mesh-pull' | 'http-only';
+export const VARIANTS: readonly Variant[] = ['starling', 'chandelier', 'mesh-pull', 'http-only'];
 
 export interface Share<T> { share: number; value: T }
 
@@ -82,6 +87,8 @@ export interface Scenario {
   };
   variants: Variant[];
   metrics: { sampleS: number; trackEverySegments: number; horizonS: number };
+  /** The tracker's Chandelier loop (variant chandelier): round period and DGS passes per round. */
+  optimizer: { periodMs: number; maxPasses: number };
 }
 
 export const DEFAULT_SCENARIO: Scenario = {
@@ -125,6 +132,7 @@ export const DEFAULT_SCENARIO: Scenario = {
   player: { liveSyncSegments: 3, httpMarginMs: 500, safetyMs: 1000, maxBufferS: 30, retryMs: 1000, playlistRefreshMs: 0 },
   variants: ['starling', 'mesh-pull', 'http-only'],
   metrics: { sampleS: 5, trackEverySegments: 1, horizonS: 20 },
+  optimizer: { periodMs: 2000, maxPasses: 20 },
 };
 
 function isObj(v: unknown): v is Record<string, unknown> {

@@ -19,6 +19,7 @@ import { computeDeadline } from '../player/src/p2p-loader.js';
 import { simCrypto, simSign } from './crypto.js';
 import { canConnectDirect, Network, SimNode, type NodeSpec, type Place, type SimLink } from './net.js';
 import { EventQueue } from './queue.js';
+import { SimOptimizer, type OptimizerPeerView, type RoundFigures } from './optimizer.js';
 import { mixSeed, Rng } from './rng.js';
 import type { Scenario, Variant } from './scenario.js';
 
@@ -156,6 +157,8 @@ export interface WorldResult {
   };
   medians: { uploadKbps: number; oneWayMs: number };
   events: number;
+  /** Variant chandelier: per-round figures summed (deterministic), null otherwise. */
+  optimizer: { rounds: number; moves: number; swaps: number; placed: number; assignments: number; unplacedMean: number } | null;
 }
 
 export interface Progress { t: number; online: number; watching: number; offload: number | null; events: number }
@@ -200,6 +203,11 @@ export class World {
   };
   private readonly upSamples: number[] = [];
   private readonly owSamples: number[] = [];
+
+  private optimizer: SimOptimizer | null = null;
+  private readonly optRounds: RoundFigures[] = [];
+  /** Wall ms of each optimizer round (machine-dependent: perf.json only, never the report). */
+  readonly optimizerWallMs: number[] = [];
 
   /** Called every 65,536 events with the simulated time (s) and the event count. */
   onTick: ((t: number, events: number) => void) | null = null;
@@ -253,6 +261,15 @@ export class World {
         this.q.at(o.atS * 1000, () => this.trackerDown());
         this.q.at((o.atS + o.forS) * 1000, () => { this.outage = false; });
       }
+    }
+    if (this.variant === 'chandelier') {
+      this.optimizer = new SimOptimizer(mixSeed(sc.seed, 5), sc.optimizer.maxPasses, (a, b) => {
+        const x = this.byId.get(a)?.node, y = this.byId.get(b)?.node;
+        return x && y ? 2 * this.net.oneWay(x, y) : 200;
+      });
+      const period = sc.optimizer.periodMs;
+      const tick = () => { this.optimizerRound(); this.q.at(this.now + period, tick); };
+      this.q.at(period, tick);
     }
     for (const p of sc.partitions) {
       this.q.at(p.atS * 1000, () => this.partitionStart(p.regions));
@@ -427,7 +444,7 @@ export class World {
       // the host knows its uplink: the engine's cap (and so its upload slots) follow it
       uploadLimitKbps: Math.max(1, engineCap / this.K),
       maxBufferedBytes: Math.max(4096, Math.round(ENGINE_DEFAULTS.maxBufferedBytes / this.K)),
-      push: this.variant === 'starling',
+      push: this.variant === 'starling' || this.variant === 'chandelier',
       ...(sc.engine as Partial<EngineOptions>),
     };
     const holder: { p: SimPeer | null } = { p: null };
@@ -625,6 +642,47 @@ export class World {
 
   private trackerReachable(p: SimPeer): boolean { return !this.outage && p.node.side === 0; }
 
+  /**
+   * One Chandelier round, as the tracker runs it: the overlay from what peers report (their
+   * latest state; real reports are up to 5 s old, a documented optimism), the real optimizer,
+   * then each changed parent sent to its child one tracker hop later. A tracker outage skips
+   * rounds: peers keep their links and local repair goes on.
+   */
+  private optimizerRound(): void {
+    if (!this.optimizer || this.outage) return;
+    const view = (p: SimPeer, rendition: string | null): OptimizerPeerView => {
+      const l = p.engine.links();
+      const r = rendition ?? this.renditions[0].name;
+      return {
+        id: p.id, rendition, uploadSlots: l.capacity[r] ?? 0, nat: p.node.nat,
+        scope: `${p.node.region}/${p.node.isp}`,
+        bufferMs: p.started ? Math.max(0, p.bufEnd - p.playhead) : 0,
+        parent: rendition ? l.parents[rendition] : undefined,
+      };
+    };
+    const viewers: OptimizerPeerView[] = [];
+    for (const p of this.peers) {
+      if (!p.alive || !p.welcomed || !this.trackerReachable(p)) continue;
+      this.updatePlayhead(p);
+      viewers.push(view(p, p.rendition.name));
+    }
+    if (!this.origin.alive) return;
+    const wall = performance.now();
+    const { assignments, figures } = this.optimizer.round(view(this.origin, null), viewers, this.renditions.map((r) => r.name));
+    this.optimizerWallMs.push(performance.now() - wall);
+    this.optRounds.push(figures);
+    for (const a of assignments) {
+      const child = this.byId.get(a.child);
+      if (!child) continue;
+      this.q.at(this.now + this.net.oneWay(this.trackerPlace, child.node), () => {
+        if (!child.alive || !this.trackerReachable(child)) return;
+        child.engine.assignParent(a.rendition, a.parent);
+        // the host connects to an assigned parent it is not linked with yet
+        if (a.parent !== null && !child.conns.has(a.parent)) this.connect(child, a.parent, true);
+      });
+    }
+  }
+
   private trackerJoin(p: SimPeer): void {
     if (!p.alive || p.welcomed || p.joining) return;
     p.joining = true;
@@ -750,8 +808,13 @@ export class World {
     if (p.conns.size < this.sc.host.targetNeighbors) this.requestPeers(p);
   }
 
-  /** a offers to b through the tracker; b answers or rejects; ICE; the data channel opens. */
-  private connect(a: SimPeer, bId: string): void {
+  /**
+   * a offers to b through the tracker; b answers or rejects; ICE; the data channel opens.
+   * `assigned`: the optimizer linked them; both sides make room (drop their least useful
+   * neighbor) rather than refuse for being full.
+   */
+  private connect(a: SimPeer, bId: string, assigned = false): void {
+    if (assigned) this.makeRoom(a);
     this.counters.connectAttempts++;
     a.conns.set(bId, 'out');
     const started = this.now;
@@ -771,7 +834,8 @@ export class World {
       const back = toB;
       let pendingIn = 0;
       for (const v of b.conns.values()) if (v === 'in') pendingIn++;
-      if (b.conns.has(a.id) || !b.engine.wantsNeighbor(a.id) || pendingIn >= this.sc.host.maxPendingIncoming) {
+      if (assigned && !b.conns.has(a.id)) this.makeRoom(b);
+      if (b.conns.has(a.id) || !b.engine.wantsNeighbor(a.id) || (!assigned && pendingIn >= this.sc.host.maxPendingIncoming)) {
         failA(this.now + back);
         return;
       }
@@ -793,6 +857,14 @@ export class World {
         this.openLink(a, b, relay);
       });
     });
+  }
+
+  /** Drops the least useful neighbor when the engine is full (as PeerHost's membership does). */
+  private makeRoom(p: SimPeer): void {
+    const max = (this.sc.engine.maxNeighbors as number | undefined) ?? ENGINE_DEFAULTS.maxNeighbors;
+    if (p.conns.size < max) return;
+    const worst = p.engine.worstNeighbor();
+    if (worst) p.engine.dropNeighbor(worst, 'room for an assigned link');
   }
 
   private openLink(a: SimPeer, b: SimPeer, relay: SimNode | undefined): void {
@@ -966,7 +1038,13 @@ export class World {
     // mesh-pull: the origin is a plain seeding peer, so viewers count its bytes as "from peers"
     const reclass = this.variant === 'mesh-pull' ? o.bytesUploaded * this.K : 0;
     const med = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s.length ? s[Math.floor(s.length / 2)] : 0; };
+    const rounds = this.optRounds;
+    const total = (f: (r: RoundFigures) => number) => rounds.reduce((a, r) => a + f(r), 0);
     return {
+      optimizer: this.optimizer ? {
+        rounds: rounds.length, moves: total((r) => r.moves), swaps: total((r) => r.swaps), placed: total((r) => r.placed),
+        assignments: total((r) => r.assignments), unplacedMean: rounds.length ? Math.round((total((r) => r.unplaced) / rounds.length) * 10) / 10 : 0,
+      } : null,
       variant: this.variant,
       viewersCreated: this.viewerCount,
       finals: this.finals,

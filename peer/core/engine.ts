@@ -537,13 +537,21 @@ export class Engine implements EngineApi {
   }
 
   /** Upload-link view for tests and diagnostics: our parents and children per rendition. */
-  links(): { parents: Record<string, string>; children: Array<{ peerId: string; rendition: string }>; depth: Record<string, number> } {
+  links(): {
+    parents: Record<string, string>; children: Array<{ peerId: string; rendition: string }>; depth: Record<string, number>;
+    /** Children we could feed per rendition in all (free + held): the optimizer's upload slots. */
+    capacity: Record<string, number>;
+  } {
     const depth: Record<string, number> = {};
-    for (const r of this.knownRenditions()) depth[r] = this.depthOf(r);
+    const capacity: Record<string, number> = {};
+    for (const r of this.knownRenditions()) {
+      depth[r] = this.depthOf(r);
+      capacity[r] = this.capacityIn(r);
+    }
     return {
       parents: Object.fromEntries(this.parents),
       children: this.slots.list().map((h) => ({ peerId: h.peerId, rendition: h.rendition })),
-      depth,
+      depth, capacity,
     };
   }
 
@@ -1519,12 +1527,14 @@ export class Engine implements EngineApi {
     const add = (e: SegmentEntry, load: PendingLoad | undefined): void => {
       if (seen.has(e.key) || e.held === e.pieces.length) return;
       seen.add(e.key);
+      if (this.leftToPush(e, load)) return;
       const pieces: number[] = [];
+      const noRequests = this.requests.noneFor(e.key);
       for (let i = 0; i < e.pieces.length; i++) {
-        if (getBit(e.bitfield, i) || this.requests.isActive(e.ref, i) || load?.httpPieces.has(i)) continue;
+        if (getBit(e.bitfield, i) || (!noRequests && this.requests.isActiveIn(e.key, i)) || load?.httpPieces.has(i)) continue;
         pieces.push(i);
       }
-      if (pieces.length === 0 || this.leftToPush(e, load)) return;
+      if (pieces.length === 0) return;
       const ref = e.ref;
       const parent = this.parents.get(ref.rendition);
       out.push({
@@ -1581,6 +1591,10 @@ export class Engine implements EngineApi {
   }
 
   private scheduleOnce(): void {
+    // what we want first: for a peer fed by its parent it is usually nothing, and then the
+    // neighbor list below need not be built
+    const wanted = this.wanted();
+    if (wanted.length === 0) return;
     const open: SchedNeighbor[] = [];
     for (const n of this.neighbors.values()) {
       if (n.state !== 'open' || n.have.size === 0) continue;
@@ -1592,8 +1606,6 @@ export class Engine implements EngineApi {
       });
     }
     if (open.length === 0) return;
-    const wanted = this.wanted();
-    if (wanted.length === 0) return;
     const now = this.clock.now();
     for (const req of schedule(wanted, open, { maxInflightPerNeighbor: this.maxInflight, random: this.random })) {
       const n = this.neighbors.get(req.neighborId);

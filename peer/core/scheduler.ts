@@ -159,6 +159,20 @@ export class RequestTracker {
   }
 
   /** Some neighbor was asked and has not timed out yet. */
+  /** True if some request for this piece is not stale; `key` is segmentKey(ref), computed once per segment by callers in loops. */
+  isActiveIn(key: string, index: number): boolean {
+    const recs = this.bySegment.get(key)?.get(index);
+    if (!recs) return false;
+    for (const r of recs.values()) if (!r.stale) return true;
+    return false;
+  }
+
+  /** No request at all (active or stale) for any piece of this segment. */
+  noneFor(key: string): boolean {
+    const seg = this.bySegment.get(key);
+    return !seg || seg.size === 0;
+  }
+
   isActive(ref: SegmentRef, index: number): boolean {
     const recs = this.bySegment.get(segmentKey(ref))?.get(index);
     if (!recs) return false;
