@@ -115,7 +115,7 @@ export const ENGINE_LIMITS = {
   /** Bitrate assumed for a rendition before any manifest tells (kbit/s). */
   defaultBitrateKbps: 1000,
   /** Slots are sized with this headroom over the rendition's measured bitrate. */
-  slotHeadroom: 1.15,
+  slotHeadroom: 1.05,
 } as const;
 
 /** Rejection reasons that do not count towards a ban (benign races, forward compatibility). */
@@ -331,7 +331,7 @@ export class Engine implements EngineApi {
     if (!(this.maxChildrenPerRendition >= 1)) throw new TypeError('maxChildrenPerRendition must be >= 1');
     this.serveChildrenOnly = options.serveChildrenOnly ?? isOrigin;
     this.pushEnabled = options.push ?? true;
-    this.slots = new SlotTable({ maxSlots: this.maxChildren, capacityKbps: limit > 0 ? limit * 0.9 : Infinity });
+    this.slots = new SlotTable({ maxSlots: this.maxChildren, capacityKbps: limit > 0 ? limit * 0.95 : Infinity });
     this.lastRefill = this.clock.now();
     this.uploadAllowance = this.uploadBurst(); // a full bucket to start with
   }
@@ -1438,6 +1438,10 @@ export class Engine implements EngineApi {
     if (list.length === 0) return;
     const start = this.pumpStart++ % list.length;
     for (const pushPhase of [true, false]) {
+      // Answers to requests only once the children are served: queued on other channels they
+      // would share the uplink with the pushes (transports and networks share it per channel,
+      // not by our priority), and a child's push then arrives late at every hop below it.
+      if (!pushPhase && this.pushBacklogged()) break;
       let progress = true;
       while (progress && this.uploadAllowance > 0) {
         progress = false;
@@ -1448,6 +1452,15 @@ export class Engine implements EngineApi {
         }
       }
     }
+  }
+
+  /** Some child still has pushes waiting, in our queue or in its channel's buffer. */
+  private pushBacklogged(): boolean {
+    for (const n of this.neighbors.values()) {
+      if (n.state !== 'open' || !this.slots.hasPeer(n.id)) continue;
+      if (n.pushQueue.length > 0 || n.link.bufferedAmount > this.maxBufferedBytes / 2) return true;
+    }
+    return false;
   }
 
   /** Sends one queued piece to n (a push, or an answer to a request). False if none was sent. */
