@@ -16,7 +16,11 @@
  * min(1, (u_s + Σu_i) / (N·r)) for the P2P population (u_s: the origin's slot budget times the
  * bitrates it feeds; u_i: the caps; r: the mean bitrate watched).
  *
- *   bash test/netns.sh npx tsx bench/swarm.ts [--sizes 10,25,50] [--seconds 180] [--join 30]
+ * `--optimizer on|off|both`: the tracker's Chandelier loop (tracker/plugins/optimizer.ts) on
+ * (the tracker's default), off (peers choose parents locally only), or both, one after the other
+ * for each N, in one table (each run with its own HTTP-only baseline).
+ *
+ *   bash test/netns.sh npx tsx bench/swarm.ts [--sizes 10,25,50] [--seconds 180] [--join 30] [--optimizer on|off|both]
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -35,8 +39,14 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '180' },
     join: { type: 'string', default: '30' },
     workers: { type: 'string', default: '2' },
+    optimizer: { type: 'string', default: 'on' },
   },
 });
+if (!['on', 'off', 'both'].includes(values.optimizer)) {
+  console.error(`--optimizer must be on, off or both (got ${values.optimizer})`);
+  process.exit(2);
+}
+const optimizerModes: boolean[] = values.optimizer === 'both' ? [false, true] : [values.optimizer === 'on'];
 const sizes = values.sizes.split(',').map(Number).filter((n) => Number.isInteger(n) && n > 0 && n <= 100);
 const seconds = Math.min(900, Math.max(20, Number(values.seconds)));
 const joinS = Math.min(seconds / 2, Math.max(0, Number(values.join)));
@@ -116,10 +126,18 @@ function runWorker(spec: WorkerSpec): Promise<ViewerResult[]> {
   });
 }
 
-async function runSize(n: number): Promise<{ p2p: Summary; http: Summary; bound: number; originPeerUpload: number }> {
+/** What the tracker's optimizer did in a run (its Prometheus counters). */
+interface OptimizerFigures { rounds: number; assignments: number; unhonoured: number; moves: number; errors: number }
+
+async function counter(tracker: Awaited<ReturnType<typeof launchTracker>>, name: string): Promise<number> {
+  const m = tracker.app.tracker.metrics.registry.getSingleMetric(name);
+  return m ? (await m.get()).values.reduce((a, v) => a + v.value, 0) : 0;
+}
+
+async function runSize(n: number, optimizer: boolean): Promise<{ p2p: Summary; http: Summary; bound: number; originPeerUpload: number; opt: OptimizerFigures }> {
   const log = pino({ level: process.env.STARLING_BENCH_LOG ?? 'error' });
   const workDir = mkdtempSync(join(tmpdir(), 'starling-bench-'));
-  const tracker = await launchTracker({ port: 0, host, stunPort: 'any' });
+  const tracker = await launchTracker({ port: 0, host, stunPort: 'any', optimizer: { enabled: optimizer } });
   const channel = 'bench';
   const origin = await startOrigin({
     channel, host, port: 0, workDir, trackerUrl: tracker.wsUrls[0], log: log.child({ part: 'origin' }), playerDir: null,
@@ -142,7 +160,7 @@ async function runSize(n: number): Promise<{ p2p: Summary; http: Summary; bound:
       segmentMs, durationMs: seconds * 1000,
     };
     const specs: WorkerSpec[] = Array.from({ length: workers }, (_, w) => ({ ...base, viewers: viewers.filter((_, i) => i % workers === w) }));
-    console.log(`N=${n}: ${n} P2P + ${n} HTTP-only viewers in ${workers} processes, ${seconds} s, joining over ${joinS} s`);
+    console.log(`N=${n}, optimizer ${optimizer ? 'on' : 'off'}: ${n} P2P + ${n} HTTP-only viewers in ${workers} processes, ${seconds} s, joining over ${joinS} s`);
     const results = (await Promise.all(specs.map(runWorker))).flat();
     const rootPeer = origin.rootPeer() as { engine?: { stats?: () => { bytesUploaded: number } } } | null;
     const originPeerUpload = rootPeer?.engine?.stats?.().bytesUploaded ?? 0;
@@ -152,11 +170,19 @@ async function runSize(n: number): Promise<{ p2p: Summary; http: Summary; bound:
     const r = p2p.reduce((a, v) => a + kbps(v.rendition), 0) / Math.max(1, p2p.length);
     const us = ENGINE_DEFAULTS.originMaxChildrenPerRendition * renditions.reduce((a, x) => a + x.bandwidth / 1000, 0);
     const bound = Math.min(1, (us + p2p.reduce((a, v) => a + v.capKbps, 0)) / (p2p.length * r));
+    const opt: OptimizerFigures = {
+      rounds: await counter(tracker, 'starling_optimizer_rounds_total'),
+      assignments: await counter(tracker, 'starling_optimizer_assignments_total'),
+      unhonoured: await counter(tracker, 'starling_optimizer_unhonoured_total'),
+      moves: await counter(tracker, 'starling_optimizer_moves_total'),
+      errors: await counter(tracker, 'starling_optimizer_errors_total'),
+    };
     return {
       p2p: summarize(n, 'p2p', p2p, originPeerUpload),
       http: summarize(n, 'http', results.filter((x) => x.mode === 'http'), 0),
       bound,
       originPeerUpload,
+      opt,
     };
   } finally {
     await origin.stop();
@@ -168,17 +194,20 @@ async function runSize(n: number): Promise<{ p2p: Summary; http: Summary; bound:
 async function main(): Promise<void> {
   const rows: string[] = [];
   for (const n of sizes) {
-    const { p2p, http, bound, originPeerUpload } = await runSize(n);
-    for (const s of [p2p, http]) {
-      const line = `| ${n} | ${s.mode === 'p2p' ? 'P2P' : 'HTTP-only'} | ${s.fromPeersPct}% | ${s.originSharePct}% | ${s.rebufferPct}% | ` +
-        `${s.startupMs.median} / ${s.startupMs.max} ms | ${s.latencyS.mean} / ${s.latencyS.max} s | ${s.segments} / ${s.failures} | ` +
-        `${s.mode === 'p2p' ? (100 * bound).toFixed(1) + '%' : '–'} |`;
-      rows.push(line);
-      console.log(JSON.stringify({ ...s, originPeerUploadMB: s.mode === 'p2p' ? +(originPeerUpload / 1e6).toFixed(1) : 0 }));
+    for (const optimizer of optimizerModes) {
+      const { p2p, http, bound, originPeerUpload, opt } = await runSize(n, optimizer);
+      for (const s of [p2p, http]) {
+        const optCell = s.mode !== 'p2p' ? '–' : optimizer ? `on: ${opt.rounds} rounds, ${opt.assignments} assigned, ${opt.moves} moves, ${opt.unhonoured} unhonoured${opt.errors ? `, ${opt.errors} errors` : ''}` : 'off';
+        const line = `| ${n} | ${s.mode === 'p2p' ? 'P2P' : 'HTTP-only'} | ${optCell} | ${s.fromPeersPct}% | ${s.originSharePct}% | ${s.rebufferPct}% | ` +
+          `${s.startupMs.median} / ${s.startupMs.max} ms | ${s.latencyS.mean} / ${s.latencyS.max} s | ${s.segments} / ${s.failures} | ` +
+          `${s.mode === 'p2p' ? `${s.fed} / ${s.viewers}` : '–'} | ${s.mode === 'p2p' ? (100 * bound).toFixed(1) + '%' : '–'} |`;
+        rows.push(line);
+        console.log(JSON.stringify({ ...s, optimizer, ...(s.mode === 'p2p' ? { optimizerFigures: opt } : {}), originPeerUploadMB: s.mode === 'p2p' ? +(originPeerUpload / 1e6).toFixed(1) : 0 }));
+      }
     }
   }
-  console.log('\n| N | mode | from peers | origin upload / delivered | rebuffering | startup median / max | behind live edge mean / max | segments / failed loads | fluid bound |');
-  console.log('|---|---|---|---|---|---|---|---|---|');
+  console.log('\n| N | mode | optimizer | from peers | origin upload / delivered | rebuffering | startup median / max | behind live edge mean / max | segments / failed loads | fed by a parent at the end | fluid bound |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|');
   for (const r of rows) console.log(r);
 }
 

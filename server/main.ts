@@ -2,6 +2,7 @@
  * The origin process.
  *
  *   tsx server/main.ts --port 8080 --channel demo --tracker ws://127.0.0.1:8000/ws
+ *       (several trackers: repeat --tracker or separate the URLs with commas)
  *       [--host 0.0.0.0] [--tracker-port 8000] [--public-tracker URL]
  *       [--source testsrc|file] [--file F] [--loop] [--no-peer]
  *       [--root-neighbors 4] [--work-dir .starling] [--preset veryfast]
@@ -33,7 +34,7 @@ const { values } = parseArgs({
     host: { type: 'string' },
     port: { type: 'string' },
     channel: { type: 'string' },
-    tracker: { type: 'string' },
+    tracker: { type: 'string', multiple: true },
     'tracker-port': { type: 'string' },
     'public-tracker': { type: 'string' },
     source: { type: 'string' },
@@ -91,7 +92,10 @@ async function main(): Promise<void> {
   const graceSec = int(values['ingest-grace'] ?? env.STARLING_INGEST_GRACE, 'ingest-grace');
 
   const noPeer = values['no-peer'] ?? truthy(env.STARLING_NO_PEER);
-  const trackerUrl = values.tracker ?? env.STARLING_TRACKER_URL;
+  // Several trackers: one comma-separated string (the root peer's signaling client rotates through it).
+  const trackerUrls = (values.tracker?.join(',') ?? env.STARLING_TRACKER_URL ?? '').split(',').map((u) => u.trim()).filter(Boolean);
+  for (const u of trackerUrls) if (!/^wss?:\/\/\S+$/.test(u)) throw new Error(`invalid --tracker URL: ${u}`);
+  const trackerUrl = trackerUrls.length > 0 ? trackerUrls.join(',') : undefined;
   const options = {
     host: values.host ?? env.STARLING_HOST ?? '0.0.0.0',
     port: int(values.port ?? env.STARLING_HTTP_PORT ?? env.STARLING_PORT, 'port') ?? 8080,
@@ -114,10 +118,10 @@ async function main(): Promise<void> {
   };
   if (values['print-config']) {
     // Resolved settings as JSON (no secrets), for deployment checks; starts nothing.
-    const trackerPort = options.trackerPort ?? (trackerUrl ? Number(new URL(trackerUrl).port || 80) : 8000);
+    const trackerPort = options.trackerPort ?? (trackerUrls.length > 0 ? Number(new URL(trackerUrls[0]).port || 80) : 8000);
     const { host, port, channel } = options;
     process.stdout.write(`${JSON.stringify({
-      host, port, channel, trackerUrl: options.trackerUrl ?? null, trackerPort, source: sourceType,
+      host, port, channel, trackerUrl: options.trackerUrl ?? null, trackerUrls, trackerPort, source: sourceType,
       channels: channels.map((c) => c.channel), rtmpPort: options.rtmpPort, publishable: Boolean(options.streamKey), channelApi: Boolean(options.adminToken),
     })}\n`);
     return;

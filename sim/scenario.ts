@@ -71,7 +71,8 @@ export interface Scenario {
     turn: boolean;
     turnRegion: string;
   };
-  origin: { region: string; uploadKbps: number; maxNeighbors: number };
+  /** maxChildrenPerRendition: the origin root peer's upload budget per rendition (0: the engine's default). */
+  origin: { region: string; uploadKbps: number; maxNeighbors: number; maxChildrenPerRendition: number };
   http: { region: string; uploadKbps: number };
   /** natAware: samples go through tracker/nat.ts NatTracker.prefer (viewers report their NAT type on join). */
   tracker: { region: string; outages: Array<{ atS: number; forS: number }>; natAware: boolean };
@@ -123,7 +124,7 @@ export const DEFAULT_SCENARIO: Scenario = {
     accessMs: [2, 15],
   },
   network: { loss: 0.002, turn: true, turnRegion: 'eu' },
-  origin: { region: 'eu', uploadKbps: 20_000, maxNeighbors: 4 },
+  origin: { region: 'eu', uploadKbps: 20_000, maxNeighbors: 4, maxChildrenPerRendition: 0 },
   http: { region: 'eu', uploadKbps: 10_000_000 },
   tracker: { region: 'eu', outages: [], natAware: true },
   partitions: [],

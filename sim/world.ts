@@ -314,6 +314,10 @@ export class World {
       crypto: simCrypto,
       interest: 'none',
       maxNeighbors: sc.origin.maxNeighbors,
+      ...(sc.origin.maxChildrenPerRendition > 0 && !mesh ? {
+        maxChildrenPerRendition: sc.origin.maxChildrenPerRendition,
+        maxChildren: sc.origin.maxChildrenPerRendition * sc.stream.renditions.length,
+      } : {}),
       maxBufferedBytes: Math.max(4096, Math.round(ENGINE_DEFAULTS.maxBufferedBytes / this.K)),
       ...(mesh ? { push: false, serveChildrenOnly: false } : {}),
     });

@@ -5,6 +5,8 @@ import type { TrackerMetrics } from './metrics.js';
 import type { Registry } from './registry.js';
 import type { StatsHub } from './stats/hub.js';
 import type { StatsMetrics } from './stats-metrics.js';
+import type { OptimizerElection } from './store/election.js';
+import type { TrackerStore } from './store/types.js';
 
 export interface TrackerLimits {
   /** Peers in a welcome. */
@@ -32,7 +34,14 @@ export interface PeerConn {
 }
 
 export interface TrackerContext {
+  /** Every peer of every tracker sharing the store (store.registry). */
   registry: Registry<PeerConn>;
+  /** Peers, reports, signaling routes and leases: in memory, or shared through Redis. */
+  store: TrackerStore;
+  /** One optimizer per channel across trackers (lease-based). */
+  election: OptimizerElection;
+  /** Whether this tracker runs the optimizer of `channel` now (election.isLeader). */
+  optimizerLeader(channel: string): boolean;
   metrics: TrackerMetrics;
   ice: IceConfig;
   publishKey?: string;

@@ -16,6 +16,12 @@ export interface LaunchOptions extends Omit<TrackerOptions, 'stunPort'> {
   host?: string;
   /** UDP port of the STUN responder; 0 disables it; 'any' picks a free port. Default 3478. */
   stunPort?: number | 'any';
+  /**
+   * TCP accept queue. Default 4096 (the kernel caps it at net.core.somaxconn): when a tracker
+   * dies its peers all reconnect to the others within a second or two, and a short queue drops
+   * their SYNs (each drop costs the peer a 1 s, then 3 s, retransmission).
+   */
+  backlog?: number;
 }
 
 export interface LaunchedTracker {
@@ -50,7 +56,7 @@ export async function launchTracker(opts: LaunchOptions): Promise<LaunchedTracke
     app = await buildTracker({ ...opts, stunPort: stun?.port ?? 0 });
     metrics = app.tracker.metrics;
     log = app.log;
-    await app.listen({ port: opts.port, host });
+    await app.listen({ port: opts.port, host, backlog: opts.backlog ?? 4096 });
   } catch (err) {
     await stun?.close();
     await app?.close();

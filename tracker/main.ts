@@ -2,23 +2,42 @@
  * Tracker CLI.
  *   tsx tracker/main.ts --port 8000 --host 0.0.0.0 [--stun-port 3478] [--publish-key KEY]
  *     [--public-host HOST] [--turn-urls URL[,URL]] [--turn-secret SECRET] [--log-level info]
- *     [--admin-token TOKEN]
+ *     [--admin-token TOKEN] [--redis redis://HOST:6379] [--redis-prefix starling:] [--tracker-id ID]
+ *     [--no-optimizer] [--optimizer-period-ms 2000]
  * Every flag has an environment variable: STARLING_TRACKER_PORT, STARLING_TRACKER_HOST,
  * STARLING_TRACKER_STUN_PORT, STARLING_TRACKER_PUBLISH_KEY (or STARLING_PUBLISH_KEY),
  * STARLING_TRACKER_PUBLIC_HOST, STARLING_TRACKER_TURN_URLS, STARLING_TRACKER_TURN_SECRET,
- * STARLING_TRACKER_LOG_LEVEL, STARLING_TRACKER_ADMIN_TOKEN (or STARLING_ADMIN_TOKEN). Flags win over the environment. Prefer the environment for
+ * STARLING_TRACKER_LOG_LEVEL, STARLING_TRACKER_ADMIN_TOKEN (or STARLING_ADMIN_TOKEN),
+ * STARLING_TRACKER_REDIS_URL, STARLING_TRACKER_REDIS_PREFIX, STARLING_TRACKER_ID,
+ * STARLING_TRACKER_OPTIMIZER (on|off), STARLING_TRACKER_OPTIMIZER_PERIOD_MS.
+ * With --redis, several trackers share channels (docs/operations.md, "Several trackers"). Flags win over the environment. Prefer the environment for
  * secrets (command lines are visible to every user of the machine).
  */
 import { parseArgs } from 'node:util';
 import { launchTracker } from './launch.js';
+import { OPTIMIZER_DEFAULTS } from './plugins/optimizer.js';
 
 const USAGE = `usage: tsx tracker/main.ts [--port 8000] [--host 0.0.0.0] [--stun-port 3478 (0: off)]
        [--publish-key KEY] [--public-host HOST] [--turn-urls URL[,URL]] [--turn-secret SECRET]
-       [--log-level info] [--admin-token TOKEN (dashboard / stats API)]`;
+       [--log-level info] [--admin-token TOKEN (dashboard / stats API)]
+       [--redis redis://HOST:6379 (share channels with other trackers)] [--redis-prefix starling:]
+       [--tracker-id ID (default: random)]
+       [--no-optimizer (peers choose parents locally)] [--optimizer-period-ms 2000]`;
 
 function fail(msg: string): never {
   process.stderr.write(`${msg}\n${USAGE}\n`);
   process.exit(2);
+}
+
+/** The URL without its password (for logs and --print-config). */
+function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.href;
+  } catch {
+    return 'redis://?';
+  }
 }
 
 function portArg(name: string, value: string | undefined, dflt: number): number {
@@ -42,6 +61,11 @@ async function main(): Promise<void> {
         'turn-secret': { type: 'string' },
         'log-level': { type: 'string' },
         'admin-token': { type: 'string' },
+        redis: { type: 'string' },
+        'redis-prefix': { type: 'string' },
+        'tracker-id': { type: 'string' },
+        'no-optimizer': { type: 'boolean' },
+        'optimizer-period-ms': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         'print-config': { type: 'boolean' },
       },
@@ -66,9 +90,21 @@ async function main(): Promise<void> {
   const adminToken = values['admin-token'] ?? env.STARLING_TRACKER_ADMIN_TOKEN ?? env.STARLING_ADMIN_TOKEN;
   const level = values['log-level'] ?? env.STARLING_TRACKER_LOG_LEVEL ?? 'info';
   if (Boolean(turnUrls) !== Boolean(turnSecret)) fail('--turn-urls and --turn-secret go together');
+  const redisUrl = values.redis ?? env.STARLING_TRACKER_REDIS_URL;
+  const redisPrefix = values['redis-prefix'] ?? env.STARLING_TRACKER_REDIS_PREFIX ?? 'starling:';
+  const trackerId = values['tracker-id'] ?? env.STARLING_TRACKER_ID;
+  if (redisUrl && !/^rediss?:\/\/[^\s]+$/.test(redisUrl)) fail(`invalid --redis URL: ${redisUrl}`);
+  if (!/^[A-Za-z0-9_.:-]{1,64}$/.test(redisPrefix)) fail(`invalid --redis-prefix: ${redisPrefix}`);
+  if (trackerId !== undefined && !/^[A-Za-z0-9_.-]{1,64}$/.test(trackerId)) fail(`invalid --tracker-id: ${trackerId}`);
+  const optimizerEnv = env.STARLING_TRACKER_OPTIMIZER;
+  if (optimizerEnv !== undefined && optimizerEnv !== '' && !['on', 'off'].includes(optimizerEnv)) fail(`invalid STARLING_TRACKER_OPTIMIZER: ${optimizerEnv} (on|off)`);
+  const optimizerEnabled = !values['no-optimizer'] && optimizerEnv !== 'off';
+  const periodArg = values['optimizer-period-ms'] ?? env.STARLING_TRACKER_OPTIMIZER_PERIOD_MS;
+  const optimizerPeriodMs = periodArg === undefined || periodArg === '' ? OPTIMIZER_DEFAULTS.periodMs : Number(periodArg);
+  if (!Number.isInteger(optimizerPeriodMs) || optimizerPeriodMs < 100 || optimizerPeriodMs > 3_600_000) fail(`invalid --optimizer-period-ms: ${periodArg} (100..3600000)`);
   if (values['print-config']) {
     // Resolved settings as JSON (secrets left out), for deployment checks; starts nothing.
-    process.stdout.write(`${JSON.stringify({ port, host, stunPort, publicHost: publicHost || null, turn: Boolean(turnUrls), publishKey: Boolean(publishKey), adminToken: Boolean(adminToken) })}\n`);
+    process.stdout.write(`${JSON.stringify({ port, host, stunPort, publicHost: publicHost || null, turn: Boolean(turnUrls), publishKey: Boolean(publishKey), adminToken: Boolean(adminToken), redis: redisUrl ? redactUrl(redisUrl) : null, redisPrefix, trackerId: trackerId ?? null, optimizer: { enabled: optimizerEnabled, periodMs: optimizerPeriodMs } })}\n`);
     return;
   }
 
@@ -82,9 +118,14 @@ async function main(): Promise<void> {
     logger: { level },
     defaultMetrics: true,
     adminToken: adminToken || undefined,
+    trackerId: trackerId || undefined,
+    redis: redisUrl ? { url: redisUrl, prefix: redisPrefix } : undefined,
+    optimizer: { enabled: optimizerEnabled, periodMs: optimizerPeriodMs },
   });
   const log = tracker.app.log;
   log.info({ ws: tracker.wsUrls, http: tracker.httpUrls }, `tracker signaling at ${tracker.wsUrls.join(' ')}`);
+  const st = tracker.app.tracker.store;
+  log.info({ trackerId: st.trackerId, store: st.health() }, redisUrl ? `sharing channels through redis ${redactUrl(redisUrl)} as ${st.trackerId}` : 'state in memory (one tracker)');
   if (tracker.stun) log.info({ address: tracker.stun.address, port: tracker.stun.port }, `STUN responder on udp ${tracker.stun.address}:${tracker.stun.port}`);
   else log.warn('STUN responder disabled: welcomes carry no STUN server (peers without ICE servers may try public STUN)');
   if (!publishKey) log.warn('no publish key: anyone may join as origin');

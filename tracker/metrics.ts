@@ -2,12 +2,16 @@
  * The tracker's Prometheus metrics, in a registry of its own (never prom-client's global one),
  * so several trackers can live in one process (tests, the simulator).
  */
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { KindCounts } from './registry.js';
 
 export interface PeerCountSource {
   channelNames(): string[];
   counts(channel: string): KindCounts;
+}
+
+export interface LeadershipSource {
+  leading(): string[];
 }
 
 export class TrackerMetrics {
@@ -22,6 +26,8 @@ export class TrackerMetrics {
   readonly floodClosed: Counter;
   readonly stunAnswered: Counter;
   readonly stunIgnored: Counter<'reason'>;
+  /** The Chandelier loop (tracker/plugins/optimizer.ts); all zero while it is disabled. */
+  readonly optimizer: OptimizerMetrics;
 
   constructor(source: PeerCountSource, opts: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -62,6 +68,53 @@ export class TrackerMetrics {
       labelNames: ['reason'],
       registers,
     });
+    this.optimizer = new OptimizerMetrics(this.registry);
     if (opts.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'starling_tracker_' });
+  }
+
+  /** starling_tracker_optimizer_leader{channel}: 1 for each channel whose optimizer lease this tracker holds. */
+  attachLeadership(source: LeadershipSource): void {
+    new Gauge({
+      name: 'starling_tracker_optimizer_leader',
+      help: 'Channels whose optimizer this tracker runs (lease held): 1 per channel',
+      labelNames: ['channel'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const channel of source.leading()) this.set({ channel }, 1);
+      },
+    });
+  }
+}
+
+/** starling_optimizer_*: what the channel optimizers of this tracker did. */
+export class OptimizerMetrics {
+  readonly rounds: Counter;
+  readonly moves: Counter;
+  readonly assignments: Counter;
+  readonly unhonoured: Counter;
+  readonly errors: Counter;
+  readonly solveSeconds: Histogram;
+  readonly objective: Gauge<'channel'>;
+
+  constructor(registry: Registry) {
+    const registers = [registry];
+    this.rounds = new Counter({ name: 'starling_optimizer_rounds_total', help: 'Optimizer rounds run (all channels this tracker leads)', registers });
+    this.moves = new Counter({ name: 'starling_optimizer_moves_total', help: 'Re-parent moves and swaps applied by the optimizer (placements not included)', registers });
+    this.assignments = new Counter({ name: 'starling_optimizer_assignments_total', help: 'Parent assignments sent to peers', registers });
+    this.unhonoured = new Counter({ name: 'starling_optimizer_unhonoured_total', help: 'Assignments not followed by the peer within a few rounds', registers });
+    this.errors = new Counter({ name: 'starling_optimizer_errors_total', help: 'Optimizer rounds that failed (caught; nothing sent)', registers });
+    this.solveSeconds = new Histogram({
+      name: 'starling_optimizer_solve_seconds',
+      help: 'Solver time of one round (one channel)',
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+      registers,
+    });
+    this.objective = new Gauge({
+      name: 'starling_optimizer_objective',
+      help: "Objective of the channel's overlay after the latest round (higher is better; points, tracker/chandelier/README.md)",
+      labelNames: ['channel'],
+      registers,
+    });
   }
 }

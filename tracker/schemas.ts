@@ -18,6 +18,9 @@ export const REPORT_MAX_KEYS = 64;
 /** Report stat names. */
 export const REPORT_KEY_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$';
 
+/** Per-rendition optimizer stats in reports: `slots.<rendition>`, `depth.<rendition>`. */
+export const REPORT_RENDITION_STAT_PATTERN = `^(slots|depth)\\.${NAME_PATTERN.source.slice(1)}`;
+
 /** Peer ids inside reports (links, bans): any id the wire protocol allows. */
 export const LINK_PEER_ID_PATTERN = '^[A-Za-z0-9_-]{1,64}$';
 /** NAT type / region labels in reports. */
@@ -140,6 +143,9 @@ export const reportSchema = {
       type: 'object',
       maxProperties: REPORT_MAX_KEYS,
       propertyNames: { pattern: REPORT_KEY_PATTERN },
+      // The optimizer's per-rendition inputs: upload slots (engine capacity) and depth (hops
+      // from the origin; 255 = not fed), both bytes on the peer wire too.
+      patternProperties: { [REPORT_RENDITION_STAT_PATTERN]: { type: 'integer', minimum: 0, maximum: 255 } },
       additionalProperties: { type: 'number' },
     },
     links: {
@@ -158,6 +164,8 @@ export const reportSchema = {
           bad: counter,
           // The connection goes through a TURN relay (transport ConnectionInfo; NAT traversal stats).
           relayed: { type: 'boolean' },
+          // Which rendition the parent/child upload link carries (the optimizer's current links).
+          rendition: { type: 'string', pattern: NAME_PATTERN.source },
         },
       },
     },

@@ -14,10 +14,15 @@ import { TrackerMetrics } from './metrics.js';
 import { apiPlugin } from './plugins/api.js';
 import { metricsPlugin } from './plugins/metrics.js';
 import { CLOSE_GOING_AWAY, signalingPlugin } from './plugins/signaling.js';
-import { Registry } from './registry.js';
+import type { Registry } from './registry.js';
+import { MemoryStore } from './store/memory.js';
+import { RedisStore } from './store/redis.js';
+import { OptimizerElection } from './store/election.js';
+import type { TrackerStore } from './store/types.js';
 import { StatsHub, type StatsHubOptions } from './stats/hub.js';
 import { StatsMetrics } from './stats-metrics.js';
 import { statsPlugin } from './plugins/stats.js';
+import { optimizerPlugin, type OptimizerSettings } from './plugins/optimizer.js';
 
 export interface TrackerOptions {
   /** When set, joining as kind 'origin' requires this key (else error + close 1008). */
@@ -52,6 +57,17 @@ export interface TrackerOptions {
   stats?: Omit<StatsHubOptions, 'now'>;
   /** Live feed (SSE) period. Default 2000 ms. */
   liveIntervalMs?: number;
+  /** This tracker's id in a shared store (lease owner, signal route). Default: random. */
+  trackerId?: string;
+  /**
+   * Share peers, signaling and leases with other trackers through Redis. Without it the state is
+   * in memory (one tracker). A resume secret not given explicitly is then shared through Redis.
+   */
+  redis?: { url: string; prefix?: string; aliveTtlMs?: number; reportFlushMs?: number };
+  /** Optimizer lease timing (ms). Defaults: tracker/store/election.ts. */
+  lease?: { ttlMs?: number; tickMs?: number };
+  /** The Chandelier loop (tracker/plugins/optimizer.ts): enabled (default true), periodMs (2000), budgetMs (50). */
+  optimizer?: Partial<OptimizerSettings>;
 }
 
 export const DEFAULT_LIMITS: TrackerLimits = {
@@ -67,6 +83,8 @@ export const DEFAULT_LIMITS: TrackerLimits = {
 
 export interface TrackerState {
   registry: Registry<PeerConn>;
+  store: TrackerStore;
+  election: OptimizerElection;
   metrics: TrackerMetrics;
   /** Live figures per channel (feed optimizer rounds in with stats.recordEvent). */
   stats: StatsHub;
@@ -84,26 +102,66 @@ export async function buildTracker(opts: TrackerOptions = {}): Promise<FastifyIn
     ? Fastify({ loggerInstance: opts.loggerInstance })
     : Fastify({ logger: opts.logger ?? false });
 
-  const registry = new Registry<PeerConn>();
+  const clock = opts.clock ?? { now: () => performance.now() };
+  const trackerId = opts.trackerId ?? `t-${randomBytes(6).toString('hex')}`;
+  const store: TrackerStore = opts.redis
+    ? new RedisStore({
+        url: opts.redis.url,
+        prefix: opts.redis.prefix,
+        aliveTtlMs: opts.redis.aliveTtlMs,
+        reportFlushMs: opts.redis.reportFlushMs,
+        trackerId,
+        log: app.log.child({ part: 'store' }),
+        maxBufferedBytes: opts.limits?.maxBufferedBytes ?? DEFAULT_LIMITS.maxBufferedBytes,
+      })
+    : new MemoryStore({ trackerId, now: () => clock.now() });
+  const registry = store.registry;
   const metrics = new TrackerMetrics(registry, { defaultMetrics: opts.defaultMetrics });
+  if (store instanceof RedisStore) store.attachMetrics(metrics.registry);
+  try {
+    await store.start();
+  } catch (err) {
+    await store.close().catch(() => {});
+    throw err;
+  }
+  const resumeSecret = opts.resumeSecret ?? (await store.sharedSecret()) ?? randomBytes(32);
+  const election = new OptimizerElection({
+    store,
+    owner: trackerId,
+    channels: () => store.localChannels(),
+    now: () => clock.now(),
+    ttlMs: opts.lease?.ttlMs,
+    tickMs: opts.lease?.tickMs,
+    onError: (err) => app.log.warn({ err: String(err) }, 'optimizer lease round failed'),
+  });
+  metrics.attachLeadership(election);
+  election.onChange((channel, leader) => app.log.info({ channel, leader, trackerId }, leader ? 'optimizer leadership taken' : 'optimizer leadership lost'));
   const now = opts.now ?? Date.now;
   const stats = new StatsHub({ ...opts.stats, now });
   const statsMetrics = new StatsMetrics(metrics.registry, stats);
   const ctx: TrackerContext = {
     registry,
+    store,
+    election,
+    optimizerLeader: (channel) => election.isLeader(channel),
     metrics,
     ice: { publicHost: opts.publicHost, stunPort: opts.stunPort, turn: opts.turn, extra: opts.extraIceServers },
     publishKey: opts.publishKey,
-    resumeSecret: opts.resumeSecret ?? randomBytes(32),
+    resumeSecret,
     limits: { ...DEFAULT_LIMITS, ...opts.limits },
     random: opts.random ?? { next: Math.random },
-    clock: opts.clock ?? { now: () => performance.now() },
+    clock,
     now,
     stats,
     statsMetrics,
     adminToken: opts.adminToken || undefined,
   };
-  app.decorate('tracker', { registry, metrics, stats });
+  election.start();
+  app.addHook('onClose', async () => {
+    await election.stop();
+    await store.close();
+  });
+  app.decorate('tracker', { registry, store, election, metrics, stats });
 
   await app.register(websocket, {
     options: { maxPayload: SIGNAL_MAX_BYTES },
@@ -134,5 +192,6 @@ export async function buildTracker(opts: TrackerOptions = {}): Promise<FastifyIn
   await app.register(apiPlugin, { ctx });
   await app.register(metricsPlugin, { ctx });
   await app.register(statsPlugin, { ctx, liveIntervalMs: opts.liveIntervalMs });
+  await app.register(optimizerPlugin, { ctx, settings: opts.optimizer });
   return app;
 }

@@ -67,6 +67,15 @@ export interface ReportLink {
   child?: boolean;
   /** Pieces from this neighbor that failed verification (cumulative). */
   bad?: number;
+  /** The connection to this neighbor goes through a TURN relay (absent when unknown). */
+  relayed?: boolean;
+  /**
+   * The rendition of the upload link flagged by `parent`/`child` (the optimizer needs to know
+   * which rendition a parent feeds: seeders have one parent per rendition). A neighbor with
+   * upload links in several renditions keeps its first entry (counters, flags) untagged and is
+   * listed once more per link, with that link's flag and rendition and zero counters.
+   */
+  rendition?: string;
 }
 /** A neighbor the reporter banned since its previous report. */
 export interface ReportBan {
@@ -121,4 +130,16 @@ export interface ErrorMessage {
   type: 'error';
   reason: string;
 }
-export type TrackerMessage = WelcomeMessage | PeersMessage | SignalIn | ErrorMessage;
+/**
+ * The channel optimizer's decision (tracker/plugins/optimizer.ts): take `parent`'s upload slot in
+ * `rendition` (null: the assignment is withdrawn, local choice). Advice, applied
+ * make-before-break by Engine.assignParent; the host connects to `parent` if needed.
+ */
+export interface AssignMessage {
+  type: 'assign';
+  /** The channel it is about (checked against ours when present). */
+  channel?: string;
+  rendition: string;
+  parent: string | null;
+}
+export type TrackerMessage = WelcomeMessage | PeersMessage | SignalIn | ErrorMessage | AssignMessage;

@@ -12,6 +12,16 @@
  *   own attempt (no failure, no back-off) and answers the other's offer.
  * - A connector's Link goes to engine.addLink() wrapped, so the host learns when it closes even
  *   though the engine owns the Link's handlers.
+ * - ICE restart (issue 8): the transports repair an open connection whose path died by
+ *   restarting ICE (ice-restart.ts). The remote's restart offer arrives here as an offer from a
+ *   peer we hold an open connection with: when the connector recognises it as a renegotiation of
+ *   that connection (isRenegotiation: same DTLS certificate), it is handed to it and answered in
+ *   place (the Link stays open); any other offer on an open connection still replaces it (the
+ *   remote restarted). A restart that gives up closes the Link: the usual back-off and reconnect.
+ *   When a link goes down the host probes the tracker (a peers request; no answer within
+ *   trackerProbeTimeoutMs: the tracker connection died with our old network, reconnect now);
+ *   after every welcome, links still in an outage restart at once (their earlier offers may have
+ *   been lost with the old tracker connection).
  * - Failed attempts back a peer off exponentially (5 s -> 5 min, jittered); a closed link backs
  *   it off briefly (linkClosedBackoffMs). Below target, the host asks the tracker for peers
  *   (rate-limited: at most every peersRequestMinMs after churn, and every peersIntervalMs).
@@ -32,6 +42,7 @@ import type { PeerConnector, Transport } from '../transport/transport-api.js';
 import type { PeerHostOptions, PeerHostStats } from './host-api.js';
 import { SignalingClient, type ReportExtra, type SignalingClientStats } from './signaling-client.js';
 import { globalTimers, type TimerHandle, type Timers } from './timers.js';
+import { renditionStats, tagLinkRenditions, uploadLinksOf, type UploadLinksView } from './optimizer-report.js';
 
 export const HOST_DEFAULTS = {
   targetNeighbors: 6,
@@ -48,6 +59,12 @@ export const HOST_DEFAULTS = {
   maxPendingIncoming: 8,
   maxKnownPeers: 500,
   replaceIntervalMs: 20_000,
+  /**
+   * After a link outage the host asks the tracker for peers; no answer within this long means
+   * the tracker connection died too (our network moved: its packets vanish, nothing resets it),
+   * and the host reconnects to the tracker at once (ICE restarts need signaling).
+   */
+  trackerProbeTimeoutMs: 2500,
 } as const;
 
 /** Extra knobs beyond the PeerHostOptions contract (tests, tuning). */
@@ -77,6 +94,15 @@ export interface PeerHostStatsDetail extends PeerHostStats {
   linksClosed: number;
   /** Neighbors dropped to make room for fresh candidates. */
   neighborsReplaced: number;
+  /** ICE restart attempts on open links, outages they repaired, and outages given up (link closed). */
+  iceRestarts: number;
+  iceRecoveries: number;
+  iceRestartGiveUps: number;
+  /** Tracker reconnections because it did not answer a probe after a link outage. */
+  trackerProbeReconnects: number;
+  /** Optimizer assignments handed to the engine, and connections opened to an assigned parent. */
+  assignments: number;
+  assignConnects: number;
   knownPeers: number;
   tracker: SignalingClientStats;
 }
@@ -87,6 +113,10 @@ interface Conn {
   connector: PeerConnector;
   state: 'connecting' | 'open';
   startedAt: number;
+  /** The transport's Link once open (its `relayed` goes into reports). */
+  link?: Link;
+  /** Opened for an optimizer assignment: on open, room is made for it at the engine's maximum. */
+  assigned?: boolean;
 }
 
 interface Backoff {
@@ -134,7 +164,16 @@ export class PeerHost {
     glareResolved: 0,
     linksClosed: 0,
     neighborsReplaced: 0,
+    iceRestarts: 0,
+    iceRecoveries: 0,
+    iceRestartGiveUps: 0,
+    trackerProbeReconnects: 0,
+    assignments: 0,
+    assignConnects: 0,
   };
+  /** Last message from the tracker (any), and the pending probe (see probeTracker). */
+  private trackerHeardAt = -Infinity;
+  private probeTimer: TimerHandle | null = null;
   private lastReplace = 0;
 
   constructor(opts: PeerHostOptions & PeerHostExtraOptions) {
@@ -187,10 +226,11 @@ export class PeerHost {
         maxBackoffMs: this.cfg.reconnectMaxMs,
       },
       {
-        onWelcome: (m) => this.onWelcome(m),
-        onPeers: (peers) => this.onPeers(peers),
-        onSignal: (from, kind, data) => this.onSignal(from, kind, data),
+        onWelcome: (m) => ((this.trackerHeardAt = this.timers.now()), this.onWelcome(m)),
+        onPeers: (peers) => ((this.trackerHeardAt = this.timers.now()), this.onPeers(peers)),
+        onSignal: (from, kind, data) => ((this.trackerHeardAt = this.timers.now()), this.onSignal(from, kind, data)),
         onDisconnected: () => this.log.info({}, 'tracker disconnected; links stay up, reconnecting'),
+        onAssign: (rendition, parent) => ((this.trackerHeardAt = this.timers.now()), this.onAssign(rendition, parent)),
       },
     );
   }
@@ -229,6 +269,8 @@ export class PeerHost {
     this.running = false;
     for (const t of [this.tickTimer, this.reportTimer, this.maintainTimer]) if (t !== null) this.timers.clearInterval(t);
     this.tickTimer = this.reportTimer = this.maintainTimer = null;
+    if (this.probeTimer !== null) this.timers.clearTimeout(this.probeTimer);
+    this.probeTimer = null;
     this.client.stop();
     for (const c of [...this.conns.values()]) {
       this.conns.delete(c.remoteId);
@@ -264,6 +306,12 @@ export class PeerHost {
       glareResolved: this.counters.glareResolved,
       linksClosed: this.counters.linksClosed,
       neighborsReplaced: this.counters.neighborsReplaced,
+      iceRestarts: this.counters.iceRestarts,
+      iceRecoveries: this.counters.iceRecoveries,
+      iceRestartGiveUps: this.counters.iceRestartGiveUps,
+      trackerProbeReconnects: this.counters.trackerProbeReconnects,
+      assignments: this.counters.assignments,
+      assignConnects: this.counters.assignConnects,
       knownPeers: this.known.size,
       tracker: this.client.stats(),
     };
@@ -278,6 +326,16 @@ export class PeerHost {
     const resolve = this.resolveStart;
     this.resolveStart = this.rejectStart = null;
     resolve?.();
+    // Links in an ICE restart outage: restart offers sent while the tracker was unreachable were
+    // lost (our own network moved, typically): try again at once, through the new connection.
+    for (const c of this.conns.values()) {
+      if (c.state !== 'open') continue;
+      try {
+        if (c.connector.restartIce?.('tracker reconnected', true)) this.log.debug({ remoteId: c.remoteId }, 'ICE restart after tracker reconnect');
+      } catch (err) {
+        this.log.debug({ err: String(err) }, 'restartIce threw');
+      }
+    }
     this.onPeers(m.peers);
   }
 
@@ -309,6 +367,11 @@ export class PeerHost {
           this.conns.delete(from);
           existing.connector.close();
           this.accept(from, data);
+          return;
+        }
+        if (existing.state === 'open' && existing.connector.isRenegotiation?.(data) === true) {
+          // An ICE restart of this very connection: answered in place, the link stays open.
+          void existing.connector.handleSignal(data).catch((err: unknown) => this.log.debug({ err: String(err) }, 'handleSignal(restart offer) failed'));
           return;
         }
         // A fresh offer on a live or answering connection: the remote restarted. Replace it.
@@ -392,13 +455,22 @@ export class PeerHost {
         if (!conn || this.conns.get(remoteId) !== conn) return;
         this.onConnectFailed(conn, reason);
       },
+      onIceRestart: (e) => {
+        if (e.type === 'down') this.probeTracker();
+        if (e.type === 'restart') this.counters.iceRestarts++;
+        else if (e.type === 'recovered' && e.attempt > 0) this.counters.iceRecoveries++;
+        else if (e.type === 'gave-up') this.counters.iceRestartGiveUps++;
+        if (e.type !== 'down') this.log.debug({ remoteId, ...e }, `ICE restart ${e.type}`);
+      },
     });
   }
 
   private onLinkOpen(conn: Conn, link: Link): void {
     conn.state = 'open';
+    conn.link = link;
     this.backoff.delete(conn.remoteId);
     this.log.debug({ remoteId: conn.remoteId, ms: Math.round(this.timers.now() - conn.startedAt), initiator: conn.initiator }, 'link open');
+    if (conn.assigned && !this.engine.wantsNeighbor(conn.remoteId)) this.makeRoomFor(conn.remoteId);
     const wrapped = new HostLink(link, () => this.onLinkClosed(conn));
     this.engine.addLink(wrapped);
   }
@@ -423,6 +495,62 @@ export class PeerHost {
     this.backoff.set(conn.remoteId, { failures, until: this.timers.now() + base * (0.75 + 0.5 * this.random()) });
     this.log.debug({ remoteId: conn.remoteId, reason, failures }, 'connect failed');
     this.afterChurn();
+  }
+
+  /**
+   * The tracker's optimizer assigned our parent in a rendition (advice): the engine applies it
+   * make-before-break; we connect to the parent if it is not a neighbor yet, beyond
+   * targetNeighbors if need be (an assigned parent is worth more than a random neighbor).
+   */
+  private onAssign(rendition: string, parent: string | null): void {
+    if (this.stopped || typeof this.engine.assignParent !== 'function') return;
+    try {
+      this.engine.assignParent(rendition, parent);
+    } catch (err) {
+      this.log.debug({ rendition, parent, err: String(err) }, 'engine.assignParent threw');
+      return;
+    }
+    this.counters.assignments++;
+    if (parent === null || parent === this.myId || this.conns.has(parent) || !this.running || !this.client.isWelcomed) return;
+    // A recent failure backs the peer off as usual (the assignment then expires in the engine and
+    // the optimizer notices it was not honoured); a closed link's short back-off does not count.
+    const b = this.backoff.get(parent);
+    if (b && b.failures > 0 && b.until > this.timers.now()) return;
+    const conn = this.createConn(parent, true);
+    if (!conn) return;
+    conn.assigned = true;
+    this.counters.assignConnects++;
+    this.log.debug({ rendition, parent }, 'connecting to the assigned parent');
+  }
+
+  /** At the engine's maximum: drop its least useful neighbor so an assigned parent fits. */
+  private makeRoomFor(peerId: string): void {
+    const worst = this.engine.worstNeighbor?.() ?? null;
+    if (worst === null || worst === peerId || !this.engine.dropNeighbor) return;
+    this.counters.neighborsReplaced++;
+    this.log.debug({ remoteId: worst, for: peerId }, 'dropping the least useful neighbor for an assigned parent');
+    this.engine.dropNeighbor(worst, 'replaced');
+  }
+
+  /**
+   * A link outage may mean that our own network moved: then the tracker connection is dead as
+   * well, silently (its packets vanish; TCP notices after minutes), and ICE restart offers would
+   * go nowhere. Ask the tracker something it answers; silence for trackerProbeTimeoutMs -> drop
+   * the connection and reconnect now (the resume token keeps our id; after the welcome, links
+   * still in an outage restart at once, see onWelcome).
+   */
+  private probeTracker(): void {
+    if (this.probeTimer !== null || this.stopped || !this.client.isWelcomed) return;
+    const sentAt = this.timers.now();
+    if (!this.client.requestPeers(1)) return;
+    this.probeTimer = this.timers.setTimeout(() => {
+      this.probeTimer = null;
+      if (this.stopped || this.trackerHeardAt >= sentAt) return;
+      this.counters.trackerProbeReconnects++;
+      this.log.info({ ms: HOST_DEFAULTS.trackerProbeTimeoutMs }, 'tracker silent after a link outage; reconnecting');
+      this.client.stop();
+      this.client.start();
+    }, HOST_DEFAULTS.trackerProbeTimeoutMs);
   }
 
   private setBackoff(peerId: string, ms: number, countFailure: boolean): void {
@@ -553,18 +681,31 @@ export class PeerHost {
       connecting: h.connecting,
       connectAttempts: h.connectAttempts,
       connectFailures: h.connectFailures,
+      iceRestarts: h.iceRestarts,
+      iceRecoveries: h.iceRecoveries,
     };
     for (const k of Object.keys(stats)) if (!Number.isFinite(stats[k])) delete stats[k];
+    // The optimizer's inputs: slots and depth per rendition, and the rendition of each upload link.
+    let view: UploadLinksView | null = null;
+    try {
+      view = uploadLinksOf(this.engine);
+      if (view) Object.assign(stats, renditionStats(view));
+    } catch (err) {
+      this.log.debug({ err: String(err) }, 'engine.links threw');
+    }
     const extra: ReportExtra = {};
     try {
-      extra.links = this.engine.neighborStats().slice(0, REPORT_MAX_LINKS).map((n) => {
+      const links = this.engine.neighborStats().slice(0, REPORT_MAX_LINKS).map((n) => {
         const l: ReportLink = { peerId: n.peerId, sent: n.bytesSent, received: n.bytesReceived };
         if (n.isParent) l.parent = true;
         if (n.isChild) l.child = true;
+        const relayed = this.conns.get(n.peerId)?.link?.relayed;
+        if (typeof relayed === 'boolean') l.relayed = relayed;
         const bad = this.badBy.get(n.peerId);
         if (bad) l.bad = bad;
         return l;
       });
+      extra.links = tagLinkRenditions(links, view);
     } catch (err) {
       this.log.debug({ err: String(err) }, 'engine.neighborStats threw');
     }
@@ -605,6 +746,11 @@ class HostLink implements Link {
   /** The transport's ConnectionInfo (direct or relayed), when it has one. */
   get connection(): unknown {
     return (this.inner as { connection?: unknown }).connection;
+  }
+
+  /** Link.relayed of the transport's Link (live: an ICE restart may change it). */
+  get relayed(): boolean | undefined {
+    return this.inner.relayed;
   }
 
   get bufferedAmount(): number {

@@ -5,6 +5,13 @@
  * counted), relays signals, asks for peers, sends reports, and reconnects after a drop with
  * exponential back-off (1 s -> 30 s, with jitter), reset by the next welcome.
  *
+ * Several trackers (sharing channels through Redis, docs/operations.md): `url` may be a list (or
+ * one string with comma-separated URLs). The client starts with the first one and, whenever a
+ * connection fails, drops or is not welcomed within welcomeTimeoutMs, moves on to the next; the
+ * back-off doubles once per full turn of the list, so a dead tracker costs one short delay. The
+ * resume token of the last welcome goes along, so the peer keeps its id on the next tracker (the
+ * trackers share the token key); the engine keeps its links meanwhile.
+ *
  * A client-side token bucket keeps us under the tracker's rate limit (SIGNAL_RATE_PER_SEC,
  * SIGNAL_BURST) with a margin: excess messages are dropped and counted rather than getting the
  * socket closed with 1008.
@@ -152,6 +159,13 @@ export function parseTrackerMessage(raw: unknown): TrackerMessage | null {
     }
     case 'error':
       return isShortString(m.reason, 1024) ? { type: 'error', reason: m.reason } : null;
+    case 'assign': {
+      // The optimizer's advice: a rendition name and a peer id (or null), nothing else.
+      if (typeof m.rendition !== 'string' || !isValidName(m.rendition)) return null;
+      if (m.parent !== null && !isPeerId(m.parent)) return null;
+      if (m.channel !== undefined && (typeof m.channel !== 'string' || !isValidName(m.channel))) return null;
+      return { type: 'assign', rendition: m.rendition, parent: m.parent, ...(m.channel !== undefined ? { channel: m.channel } : {}) };
+    }
     default:
       return null;
   }
@@ -165,6 +179,7 @@ export type ReportExtra = Omit<ReportMessage, 'type' | 'stats'>;
 const REPORT_KEY_RE = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/;
 const REPORT_LABEL_RE = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,31}$/;
 const REPORT_MAX_KEYS = 64;
+const REPORT_RENDITION_STAT_RE = /^(slots|depth)\.[a-z0-9][a-z0-9_-]{0,31}$/;
 
 const finiteNonNeg = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v) && v >= 0;
 
@@ -180,6 +195,8 @@ export function sanitizeReport(stats: Record<string, number>, extra: ReportExtra
   for (const [k, v] of Object.entries(stats)) {
     if (n >= REPORT_MAX_KEYS) break;
     if (!REPORT_KEY_RE.test(k) || typeof v !== 'number' || !Number.isFinite(v)) continue;
+    // slots.<r> / depth.<r> are bytes (0..255) in the tracker's schema: out of range is a slip
+    if (REPORT_RENDITION_STAT_RE.test(k) && !(Number.isInteger(v) && v >= 0 && v <= 255)) continue;
     clean[k] = v;
     n++;
   }
@@ -193,6 +210,8 @@ export function sanitizeReport(stats: Record<string, number>, extra: ReportExtra
       if (l.parent === true) out.parent = true;
       if (l.child === true) out.child = true;
       if (finiteNonNeg(l.bad) && l.bad > 0) out.bad = Math.round(l.bad);
+      if (typeof l.relayed === 'boolean') out.relayed = l.relayed;
+      if (typeof l.rendition === 'string' && isValidName(l.rendition)) out.rendition = l.rendition;
       links.push(out);
     }
     msg.links = links;
@@ -221,12 +240,26 @@ export interface SignalingClientHandlers {
   onPeers?(peers: PeerInfo[]): void;
   onSignal?(from: string, fromKind: PeerKind, data: SignalData): void;
   onTrackerError?(reason: string): void;
+  /** The optimizer assigned our parent in a rendition (null: withdrawn). Validated. */
+  onAssign?(rendition: string, parent: string | null): void;
   /** The socket dropped (a reconnect is scheduled unless stopped). */
   onDisconnected?(): void;
 }
 
+/** The tracker URLs of a `url` option: a list, or one string with comma-separated URLs. */
+export function trackerUrlList(url: string | readonly string[]): string[] {
+  const list = (typeof url === 'string' ? url.split(',') : [...url]).map((u) => u.trim()).filter((u) => u.length > 0);
+  if (list.length === 0) throw new TypeError('no tracker URL');
+  if (list.length > 16) throw new TypeError('at most 16 tracker URLs');
+  for (const u of list) if (!/^wss?:\/\/\S+$/.test(u)) throw new TypeError(`invalid tracker URL: ${u}`);
+  return list;
+}
+
+export const WELCOME_TIMEOUT_MS = 10_000;
+
 export interface SignalingClientOptions {
-  url: string;
+  /** ws://HOST:PORT/ws, or several (list or comma-separated): tried in turn on failure. */
+  url: string | readonly string[];
   channel: string;
   kind: PeerKind;
   peerId: string;
@@ -240,6 +273,8 @@ export interface SignalingClientOptions {
   maxBackoffMs?: number;
   /** Client-side send budget (messages/s, burst). Defaults: 80% of the tracker's limits. */
   rateLimit?: { perSecond: number; burst: number };
+  /** A connection not welcomed this long after opening is given up (next tracker). Default 10 s; 0: never. */
+  welcomeTimeoutMs?: number;
 }
 
 export interface SignalingClientStats {
@@ -253,6 +288,12 @@ export interface SignalingClientStats {
   droppedRateLimited: number;
   droppedNotConnected: number;
   trackerErrors: number;
+  /** The tracker URL in use (or being tried). */
+  trackerUrl: string;
+  /** Moves to another tracker URL after a failure (0 with a single URL). */
+  failovers: number;
+  /** Optimizer assignments received (valid, for our channel); malformed ones count in `malformed`. */
+  assigns: number;
 }
 
 export class SignalingClient {
@@ -261,6 +302,9 @@ export class SignalingClient {
   private welcomed = false;
   private attempt = 0;
   private reconnectTimer: TimerHandle | null = null;
+  private welcomeTimer: TimerHandle | null = null;
+  private readonly urls: string[];
+  private urlIndex: number;
   private tokens: number;
   private tokensAt: number;
   private readonly timers: Timers;
@@ -271,8 +315,9 @@ export class SignalingClient {
   private readonly rate: { perSecond: number; burst: number };
   private readonly counters = {
     connects: 0, disconnects: 0, received: 0, malformed: 0, sent: 0,
-    droppedRateLimited: 0, droppedNotConnected: 0, trackerErrors: 0,
+    droppedRateLimited: 0, droppedNotConnected: 0, trackerErrors: 0, failovers: 0, assigns: 0,
   };
+  private readonly welcomeTimeout: number;
   /** The last welcome (ICE servers, our confirmed peerId). */
   lastWelcome: WelcomeMessage | null = null;
 
@@ -289,6 +334,15 @@ export class SignalingClient {
     };
     this.tokens = this.rate.burst;
     this.tokensAt = this.timers.now();
+    this.urls = trackerUrlList(opts.url);
+    // The first URL is preferred (order the list to spread peers, or put a load balancer first).
+    this.urlIndex = 0;
+    this.welcomeTimeout = opts.welcomeTimeoutMs ?? WELCOME_TIMEOUT_MS;
+  }
+
+  /** The tracker URL in use (or being tried). */
+  get trackerUrl(): string {
+    return this.urls[this.urlIndex];
   }
 
   get isConnected(): boolean {
@@ -313,6 +367,7 @@ export class SignalingClient {
       this.timers.clearTimeout(this.reconnectTimer);
       this.reconnectTimer = null;
     }
+    this.clearWelcomeTimer();
     const ws = this.ws;
     this.ws = null;
     this.welcomed = false;
@@ -347,7 +402,7 @@ export class SignalingClient {
   }
 
   stats(): SignalingClientStats {
-    return { connected: this.isConnected, welcomed: this.isWelcomed, ...this.counters };
+    return { connected: this.isConnected, welcomed: this.isWelcomed, ...this.counters, trackerUrl: this.trackerUrl };
   }
 
   /** Sends one message if connected and within the rate budget; false if it was dropped. */
@@ -388,10 +443,11 @@ export class SignalingClient {
   private open(): void {
     if (this.stopped) return;
     let ws: WebSocketLike;
+    const url = this.trackerUrl;
     try {
-      ws = new this.opts.webSocket(this.opts.url);
+      ws = new this.opts.webSocket(url);
     } catch (err) {
-      this.log.warn({ err: String(err), url: this.opts.url }, 'tracker socket could not be created');
+      this.log.warn({ err: String(err), url }, 'tracker socket could not be created');
       this.scheduleReconnect();
       return;
     }
@@ -400,6 +456,15 @@ export class SignalingClient {
     ws.onopen = () => {
       if (this.ws !== ws) return;
       this.counters.connects++;
+      if (this.welcomeTimeout > 0) {
+        this.clearWelcomeTimer();
+        this.welcomeTimer = this.timers.setTimeout(() => {
+          this.welcomeTimer = null;
+          if (this.ws !== ws || this.welcomed) return;
+          this.log.warn({ url }, 'tracker did not welcome us in time; trying the next one');
+          this.dropSocket(ws);
+        }, this.welcomeTimeout);
+      }
       const join: ClientMessage = {
         type: 'join',
         channel: this.opts.channel,
@@ -420,24 +485,50 @@ export class SignalingClient {
     };
     ws.onclose = () => {
       if (this.ws !== ws) return;
-      detach(ws);
-      this.ws = null;
-      const wasWelcomed = this.welcomed;
-      this.welcomed = false;
-      this.counters.disconnects++;
-      this.log.info({ welcomed: wasWelcomed }, 'tracker connection closed');
-      this.handlers.onDisconnected?.();
-      this.scheduleReconnect();
+      this.dropSocket(ws);
     };
+  }
+
+  /** The socket is gone (closed, or given up): reconnect, to the next tracker if there are several. */
+  private dropSocket(ws: WebSocketLike): void {
+    detach(ws);
+    if (ws.readyState === WS_OPEN || ws.readyState === 0) {
+      try {
+        ws.close(1000, 'giving up');
+      } catch {
+        /* ignore */
+      }
+    }
+    this.clearWelcomeTimer();
+    this.ws = null;
+    const wasWelcomed = this.welcomed;
+    this.welcomed = false;
+    this.counters.disconnects++;
+    this.log.info({ welcomed: wasWelcomed, url: this.trackerUrl }, 'tracker connection closed');
+    this.handlers.onDisconnected?.();
+    this.scheduleReconnect();
+  }
+
+  private clearWelcomeTimer(): void {
+    if (this.welcomeTimer !== null) {
+      this.timers.clearTimeout(this.welcomeTimer);
+      this.welcomeTimer = null;
+    }
   }
 
   private scheduleReconnect(): void {
     if (this.stopped || this.reconnectTimer !== null) return;
-    const base = Math.min(this.maxBackoff, this.minBackoff * 2 ** Math.min(this.attempt, 20));
+    const n = this.urls.length;
+    if (n > 1) {
+      this.urlIndex = (this.urlIndex + 1) % n;
+      this.counters.failovers++;
+    }
+    // Doubles once per full turn of the list (with one URL: every attempt, as before).
+    const base = Math.min(this.maxBackoff, this.minBackoff * 2 ** Math.min(Math.floor(this.attempt / n), 20));
     this.attempt++;
     // Jitter: uniformly in [base/2, base] so a tracker restart is not hit by everyone at once.
     const delay = Math.round(base * (0.5 + 0.5 * this.random()));
-    this.log.debug({ delay, attempt: this.attempt }, 'tracker reconnect scheduled');
+    this.log.debug({ delay, attempt: this.attempt, url: this.trackerUrl }, 'tracker reconnect scheduled');
     this.reconnectTimer = this.timers.setTimeout(() => {
       this.reconnectTimer = null;
       this.open();
@@ -459,6 +550,7 @@ export class SignalingClient {
         }
         this.welcomed = true;
         this.attempt = 0;
+        this.clearWelcomeTimer();
         this.lastWelcome = msg;
         this.handlers.onWelcome?.(msg);
         break;
@@ -472,6 +564,15 @@ export class SignalingClient {
         this.counters.trackerErrors++;
         this.log.warn({ reason: msg.reason }, 'tracker error');
         this.handlers.onTrackerError?.(msg.reason);
+        break;
+      case 'assign':
+        if (msg.channel !== undefined && msg.channel !== this.opts.channel) {
+          this.counters.malformed++; // about another channel: not for us
+          break;
+        }
+        if (!this.welcomed) break;
+        this.counters.assigns++;
+        this.handlers.onAssign?.(msg.rendition, msg.parent);
         break;
     }
   }

@@ -1,6 +1,8 @@
 /**
  * The seeding peer CLI:
  *   npm run seed -- --tracker ws://HOST:PORT/ws --channel demo [--origin http://HOST:8080] [--max-neighbors 30]
+ * Several trackers (sharing channels through Redis): repeat --tracker or separate URLs with
+ * commas; the peer moves to the next one when its tracker fails.
  * Fetches the channel's ChannelInfo (public key) from the origin, then runs a seeder Engine
  * (interest 'all') behind a werift PeerHost. Logs progress every 10 s; exits on SIGINT/SIGTERM.
  */
@@ -11,8 +13,9 @@ import { hexToBytes } from '../core/crypto.js';
 import type { Logger } from '../core/types.js';
 import { NodeHttpSource } from './http-source.js';
 import { startNodePeer, type NodePeer } from './node-peer.js';
+import { trackerUrlList } from '../host/signaling-client.js';
 
-const USAGE = 'usage: npm run seed -- --tracker ws://HOST:PORT/ws --channel NAME [--origin http://HOST:8080] [--max-neighbors 30] [--log-level info]';
+const USAGE = 'usage: npm run seed -- --tracker ws://HOST:PORT/ws [--tracker ws://HOST2:PORT/ws ...] --channel NAME [--origin http://HOST:8080] [--max-neighbors 30] [--log-level info]';
 
 /** http://<tracker host>:8080 */
 export function defaultOriginUrl(trackerUrl: string): string {
@@ -33,7 +36,7 @@ export async function fetchChannelInfo(origin: string, channel: string, timeoutM
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
-      tracker: { type: 'string' },
+      tracker: { type: 'string', multiple: true },
       channel: { type: 'string' },
       origin: { type: 'string' },
       'max-neighbors': { type: 'string', default: '30' },
@@ -43,21 +46,29 @@ async function main(): Promise<void> {
     },
     strict: true,
   });
-  if (values.help || !values.tracker || !values.channel) {
+  if (values.help || !values.tracker?.length || !values.channel) {
     console.error(USAGE);
     process.exit(values.help ? 0 : 2);
   }
-  const trackerUrl = values.tracker;
+  let trackerUrls: string[];
+  try {
+    trackerUrls = trackerUrlList(values.tracker.join(','));
+  } catch (err) {
+    console.error(`${(err as Error).message}\n${USAGE}`);
+    process.exit(2);
+  }
+  // One string, comma-separated: what the signaling client takes (and rotates through).
+  const trackerUrl = trackerUrls.join(',');
   const channel = values.channel;
   const maxNeighbors = Number(values['max-neighbors']);
-  if (!/^wss?:\/\//.test(trackerUrl) || !isValidName(channel) || !Number.isInteger(maxNeighbors) || maxNeighbors < 1) {
+  if ( !isValidName(channel) || !Number.isInteger(maxNeighbors) || maxNeighbors < 1) {
     console.error(USAGE);
     process.exit(2);
   }
-  const origin = values.origin ?? defaultOriginUrl(trackerUrl);
+  const origin = values.origin ?? defaultOriginUrl(trackerUrls[0]);
   if (values['print-config']) {
     // Resolved settings as JSON, for deployment checks; starts nothing.
-    process.stdout.write(`${JSON.stringify({ trackerUrl, channel, originUrl: origin, maxNeighbors })}\n`);
+    process.stdout.write(`${JSON.stringify({ trackerUrl, trackerUrls, channel, originUrl: origin, maxNeighbors })}\n`);
     return;
   }
   const log = pino({ name: 'seed', level: values['log-level'] });

@@ -9,7 +9,19 @@
  *   `{candidate}` after it, and `{candidate: null}` when gathering completes;
  * - ICE servers are always explicit (an empty list gets FALLBACK_ICE_SERVERS, like werift);
  * - connect timeout (default 15 s) -> onFailed; after opening, channel close or connection
- *   'failed'/'closed' -> Link.onClose once; 'disconnected' for DISCONNECTED_GRACE_MS -> closed.
+ *   'closed' -> Link.onClose once;
+ * - ICE restart (issue 8, policy in ice-restart.ts): an open connection that goes 'disconnected'
+ *   or 'failed', or receives nothing on its selected candidate pair for `silenceMs` (getStats(),
+ *   polled every second; default BROWSER_SILENCE_MS: the browser's own state can stay 'connected'
+ *   when only the remote-to-us direction died, e.g. our NAT mapping moved and our consent checks
+ *   still get answers at the new one), is restarted after a grace period (`pc.restartIce()` + an offer with
+ *   `iceRestart: true`, relayed through the tracker; the remote answers in place, PeerHost routes
+ *   such offers here through isRenegotiation()); the data channel stays open meanwhile. Bounded
+ *   attempts with back-off, then the Link closes and the host reconnects from scratch. Glare:
+ *   the original offerer keeps its offer, the other side rolls its own back and answers;
+ * - remote candidates wait while a remote description is being applied (addIceCandidate before
+ *   setRemoteDescription finished would fail and lose them);
+ * - Link.relayed / connection: from getStats()' selected candidate pair, refreshed after a restart.
  *
  * No werift, no node:* imports: this file is bundled into the player.
  */
@@ -17,29 +29,40 @@ import type { Link, Logger } from '../core/types.js';
 import { silentLogger } from '../core/types.js';
 import type { IceServer, SignalData } from '../core/signaling.js';
 import type { ConnectionInfo, ConnectorOptions, PeerConnector, Transport } from './transport-api.js';
+import { IceRestarter, iceRestartConfig, sdpFingerprint, type IceRestartEvent, type IceRestartOptions } from './ice-restart.js';
 
 export const DATA_CHANNEL_LABEL = 'starling';
 export const DATA_CHANNEL_ID = 0;
 export const DEFAULT_CONNECT_TIMEOUT_MS = 15_000;
-export const DISCONNECTED_GRACE_MS = 8_000;
+/** ICE restart glare: the original offerer re-offers if its offer is still unanswered after this. */
+export const GLARE_RESEND_MS = 1000;
 export const FALLBACK_ICE_SERVERS: IceServer[] = [{ urls: 'stun:127.0.0.1:3478' }];
+/**
+ * Silence on the selected pair that counts as an outage (browsers' SCTP heartbeat is 30 s, so an
+ * idle browser<->browser link carries only STUN consent checks, every few seconds).
+ */
+export const BROWSER_SILENCE_MS = 6000;
+const WATCH_INTERVAL_MS = 1000;
 
 export interface BrowserTransportOptions {
   log?: Logger;
   connectTimeoutMs?: number;
   /** Defaults to globalThis.RTCPeerConnection (injectable for tests). */
   RTCPeerConnection?: typeof RTCPeerConnection;
+  /** ICE restart policy (see ice-restart.ts; silenceMs is not used: browsers detect outages themselves). */
+  iceRestart?: IceRestartOptions;
 }
 
 export function createBrowserTransport(opts: BrowserTransportOptions = {}): Transport {
   const log = opts.log ?? silentLogger;
   const timeoutMs = opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
   const Ctor = opts.RTCPeerConnection ?? (globalThis as { RTCPeerConnection?: typeof RTCPeerConnection }).RTCPeerConnection;
+  const restart = iceRestartConfig({ silenceMs: BROWSER_SILENCE_MS, ...opts.iceRestart });
   return {
     name: 'browser',
     connect(o: ConnectorOptions): PeerConnector {
       if (!Ctor) throw new Error('RTCPeerConnection is not available in this environment');
-      return new BrowserConnector(Ctor, o, log, timeoutMs);
+      return new BrowserConnector(Ctor, o, log, timeoutMs, restart);
     },
   };
 }
@@ -56,12 +79,26 @@ class BrowserConnector implements PeerConnector {
   private descriptionSent = false;
   private pendingCandidates: SignalData[] = [];
   private remoteDescriptionSet = false;
+  /** DTLS fingerprint(s) of the remote's first description: a later offer with the same is a renegotiation. */
+  private remoteFingerprint = '';
+  /** The remote description being applied; remote candidates wait for it. */
+  private remoteSdpTask: Promise<void> = Promise.resolve();
+  /** Our restart offer being made; a polite glare answer waits for it. */
+  private localSdpTask: Promise<void> = Promise.resolve();
+  private restartOfferPending = false;
+  private restarter: IceRestarter | null = null;
+  /** See answerRestart (glare). */
+  private glareTimer: ReturnType<typeof setTimeout> | null = null;
+  private watchTimer: ReturnType<typeof setInterval> | null = null;
+  private watchBusy = false;
+  private activity: { pairId: string; count: number; at: number } = { pairId: '', count: 0, at: 0 };
 
   constructor(
     Ctor: typeof RTCPeerConnection,
     private readonly o: ConnectorOptions,
     private readonly log: Logger,
     timeoutMs: number,
+    private readonly restartCfg: ReturnType<typeof iceRestartConfig>,
   ) {
     this.remoteId = o.remoteId;
     const servers = (o.iceServers ?? []).filter((s) => s && (typeof s.urls === 'string' || Array.isArray(s.urls)));
@@ -85,19 +122,7 @@ class BrowserConnector implements PeerConnector {
       if (this.descriptionSent) this.o.sendSignal(data);
       else this.pendingCandidates.push(data);
     };
-    this.pc.onconnectionstatechange = () => {
-      const s = this.pc.connectionState;
-      if (s === 'disconnected' && this.state === 'open' && this.timer === null) {
-        this.timer = setTimeout(() => {
-          this.timer = null;
-          this.shutdown();
-        }, DISCONNECTED_GRACE_MS);
-      } else if (s === 'connected' && this.state === 'open') this.clearTimer();
-      if (s === 'failed' || s === 'closed') {
-        if (this.state === 'connecting') this.fail(`connection ${s}`);
-        else if (this.state === 'open') this.shutdown();
-      }
-    };
+    this.pc.onconnectionstatechange = () => this.onConnectionState(this.pc.connectionState);
     this.dc.onopen = () => this.opened();
     this.dc.onclose = () => {
       if (this.state === 'connecting') this.fail('channel closed');
@@ -124,6 +149,17 @@ class BrowserConnector implements PeerConnector {
     return this.state === 'closed';
   }
 
+  isRenegotiation(data: SignalData): boolean {
+    if (this.state !== 'open' || !data || typeof data !== 'object' || !('sdp' in data)) return false;
+    const d = data.sdp;
+    return !!d && d.type === 'offer' && this.remoteFingerprint !== '' && sdpFingerprint(d.sdp) === this.remoteFingerprint;
+  }
+
+  restartIce(reason = 'requested', onlyIfDown = false): boolean {
+    if (this.state !== 'open' || !this.restarter || this.restartCfg.maxAttempts === 0) return false;
+    return this.restarter.restartNow(reason, onlyIfDown);
+  }
+
   async handleSignal(data: SignalData): Promise<void> {
     if (this.state === 'closed' || !data || typeof data !== 'object') return;
     if ('reject' in data) {
@@ -133,30 +169,51 @@ class BrowserConnector implements PeerConnector {
     if ('sdp' in data) {
       const { type, sdp } = data.sdp ?? ({} as { type?: string; sdp?: string });
       if (typeof sdp !== 'string') return;
-      if (type === 'offer' && !this.o.initiator && !this.remoteDescriptionSet) {
+      if (type === 'offer' && !this.o.initiator && !this.remoteDescriptionSet && this.state === 'connecting') {
         this.remoteDescriptionSet = true;
+        this.remoteFingerprint = sdpFingerprint(sdp);
+        const applied = this.applyRemote(() => this.pc.setRemoteDescription({ type: 'offer', sdp }));
         await this.runStep('answer', async () => {
-          await this.pc.setRemoteDescription({ type: 'offer', sdp });
+          await applied;
           if (this.isClosed()) return;
           await this.pc.setLocalDescription(await this.pc.createAnswer());
           if (this.isClosed()) return;
           const d = this.pc.localDescription;
           if (d) this.sendDescription({ type: 'answer', sdp: d.sdp });
         });
-      } else if (type === 'answer' && this.o.initiator && !this.remoteDescriptionSet) {
+      } else if (type === 'answer' && this.o.initiator && !this.remoteDescriptionSet && this.state === 'connecting') {
         this.remoteDescriptionSet = true;
-        await this.runStep('set answer', () => this.pc.setRemoteDescription({ type: 'answer', sdp }));
+        this.remoteFingerprint = sdpFingerprint(sdp);
+        await this.runStep('set answer', () => this.applyRemote(() => this.pc.setRemoteDescription({ type: 'answer', sdp })));
+      } else if (type === 'offer' && this.isRenegotiation(data)) {
+        await this.answerRestart(sdp);
+      } else if (type === 'answer' && this.state === 'open' && this.restartOfferPending && sdpFingerprint(sdp) === this.remoteFingerprint) {
+        this.restartOfferPending = false;
+        this.clearGlareTimer();
+        try {
+          await this.applyRemote(async () => {
+            await this.localSdpTask;
+            if (this.pc.signalingState !== 'have-local-offer') throw new Error(`answer in signaling state ${this.pc.signalingState}`);
+            await this.pc.setRemoteDescription({ type: 'answer', sdp });
+          });
+        } catch (err) {
+          this.log.debug({ remoteId: this.remoteId, err: String(err) }, 'ICE restart: setting the answer failed');
+          this.restarter?.attemptFailed();
+        }
       }
       return;
     }
     if ('candidate' in data) {
       const c = data.candidate;
+      await this.remoteSdpTask;
+      if (this.isClosed()) return;
       try {
         if (c === null || (c && c.candidate === '')) await this.pc.addIceCandidate(null as unknown as RTCIceCandidateInit);
         else if (c && typeof c.candidate === 'string') {
           await this.pc.addIceCandidate({ candidate: c.candidate, sdpMid: c.sdpMid ?? null, sdpMLineIndex: c.sdpMLineIndex ?? null });
         }
       } catch (err) {
+        // e.g. a candidate of an ICE generation that a restart ended
         this.log.debug({ remoteId: this.remoteId, err: String(err) }, 'addIceCandidate failed');
       }
     }
@@ -189,6 +246,27 @@ class BrowserConnector implements PeerConnector {
     }
   }
 
+  /** Runs a setRemoteDescription step; candidates received meanwhile wait for it (in order). */
+  private applyRemote(step: () => Promise<unknown>): Promise<void> {
+    const task = this.remoteSdpTask.then(step).then(() => undefined);
+    this.remoteSdpTask = task.catch(() => undefined);
+    return task;
+  }
+
+  private onConnectionState(s: RTCPeerConnectionState): void {
+    if (this.state === 'connecting') {
+      if (s === 'failed' || s === 'closed') this.fail(`connection ${s}`);
+      return;
+    }
+    if (this.state !== 'open') return;
+    if (s === 'closed') this.shutdown();
+    else if (s === 'connected') this.reconnected();
+    else if (s === 'failed' || s === 'disconnected') {
+      if (s === 'failed' && this.restarter?.state === 'restarting') this.restarter.attemptFailed();
+      else this.restarter?.down(`connection ${s}`);
+    }
+  }
+
   private opened(): void {
     if (this.state !== 'connecting' || this.dc.readyState !== 'open') return;
     this.state = 'open';
@@ -196,7 +274,126 @@ class BrowserConnector implements PeerConnector {
     this.link = new BrowserLink(this.remoteId, this.dc, () => this.close());
     const link = this.link;
     void selectedPairInfo(this.pc).then((info) => (link.connection = info));
+    this.restarter = new IceRestarter(this.restartCfg, this.o.initiator, {
+      restart: (attempt) => this.sendRestartOffer(attempt),
+      giveUp: () => this.shutdown(),
+      onEvent: (e) => this.onRestartEvent(e),
+    });
+    if (this.restartCfg.silenceMs > 0) {
+      this.activity = { pairId: '', count: 0, at: performance.now() };
+      this.watchTimer = setInterval(() => void this.watch(), WATCH_INTERVAL_MS);
+    }
     this.o.onLink(this.link);
+  }
+
+  /** Silence detection on the selected pair (see the file comment). */
+  private async watch(): Promise<void> {
+    if (this.watchBusy || this.state !== 'open') return;
+    this.watchBusy = true;
+    try {
+      const a = await receivedOnSelectedPair(this.pc);
+      if (this.state !== 'open' || !this.restarter) return;
+      const now = performance.now();
+      if (a && (a.pairId !== this.activity.pairId ? a.count > 0 : a.count > this.activity.count)) {
+        this.activity = { pairId: a.pairId, count: a.count, at: now };
+        if (this.restarter.active) this.reconnected();
+      } else if (now - this.activity.at >= this.restartCfg.silenceMs) {
+        this.restarter.down(`no packet for ${Math.round(now - this.activity.at)} ms`);
+      }
+    } finally {
+      this.watchBusy = false;
+    }
+  }
+
+  private onRestartEvent(e: IceRestartEvent): void {
+    this.log.debug({ remoteId: this.remoteId, ...e }, `ICE restart: ${e.type}`);
+    try {
+      this.o.onIceRestart?.(e);
+    } catch (err) {
+      this.log.debug({ err: String(err) }, 'onIceRestart threw');
+    }
+  }
+
+  /** 'connected' again (after a restart, ours or the remote's): refresh the pair, end the outage. */
+  private reconnected(): void {
+    const link = this.link;
+    const restarter = this.restarter;
+    if (!link || !restarter) return;
+    if (!restarter.active) {
+      void selectedPairInfo(this.pc).then((info) => {
+        if (info) link.connection = info;
+      });
+      return;
+    }
+    // End the outage first (timing), then refresh relayed/direct.
+    restarter.up();
+    void selectedPairInfo(this.pc).then((info) => {
+      if (info) link.connection = info;
+    });
+  }
+
+  /** One restart attempt: new ICE credentials and candidates, the offer through the tracker. */
+  private sendRestartOffer(attempt: number): void {
+    const run = async () => {
+      await this.localSdpTask;
+      await this.remoteSdpTask;
+      if (this.state !== 'open') return;
+      if (this.pc.signalingState === 'have-local-offer') {
+        await this.pc.setLocalDescription({ type: 'rollback' });
+        this.restartOfferPending = false;
+      }
+      if (this.pc.signalingState !== 'stable') throw new Error(`signaling state ${this.pc.signalingState}`);
+      this.pc.restartIce();
+      await this.pc.setLocalDescription(await this.pc.createOffer({ iceRestart: true }));
+      if (this.state !== 'open') return;
+      const d = this.pc.localDescription;
+      if (!d) throw new Error('no local description');
+      this.restartOfferPending = true;
+      this.o.sendSignal({ sdp: { type: 'offer', sdp: d.sdp } });
+    };
+    const task = run();
+    this.localSdpTask = task.catch(() => undefined);
+    task.catch((err: unknown) => {
+      if (this.state !== 'open') return;
+      this.log.debug({ remoteId: this.remoteId, attempt, err: String(err) }, 'ICE restart: offer failed');
+      this.restarter?.attemptFailed();
+    });
+  }
+
+  /** The remote restarts ICE: answer in place (the data channel stays open). */
+  private async answerRestart(sdp: string): Promise<void> {
+    const glare = this.restartOfferPending || this.pc.signalingState === 'have-local-offer';
+    if (glare && this.o.initiator) {
+      // Both offered: the original offerer's offer wins and the remote answers it, unless ours
+      // never reached it (lost with a dead tracker connection): then offer afresh shortly.
+      this.log.debug({ remoteId: this.remoteId }, 'ICE restart glare: keeping our offer');
+      if (this.glareTimer === null) {
+        this.glareTimer = setTimeout(() => {
+          this.glareTimer = null;
+          if (this.state === 'open' && this.restartOfferPending) this.restarter?.restartNow('restart offer unanswered after glare');
+        }, GLARE_RESEND_MS);
+      }
+      return;
+    }
+    this.restartOfferPending = false;
+    this.restarter?.remoteRestart();
+    this.activity.at = performance.now(); // give the remote's restart time before calling the path dead
+    try {
+      await this.applyRemote(async () => {
+        await this.localSdpTask;
+        if (this.pc.signalingState === 'have-local-offer') await this.pc.setLocalDescription({ type: 'rollback' });
+        await this.pc.setRemoteDescription({ type: 'offer', sdp });
+      });
+      if (this.state !== 'open') return;
+      await this.pc.setLocalDescription(await this.pc.createAnswer());
+      if (this.state !== 'open') return;
+      const d = this.pc.localDescription;
+      if (d) this.o.sendSignal({ sdp: { type: 'answer', sdp: d.sdp } });
+    } catch (err) {
+      if (this.state !== 'open') return;
+      this.log.debug({ remoteId: this.remoteId, err: String(err) }, 'ICE restart: answering failed');
+      this.restarter?.down('restart answer failed');
+    }
   }
 
   private fail(reason: string): void {
@@ -214,6 +411,13 @@ class BrowserConnector implements PeerConnector {
     this.link?.closed();
   }
 
+  private clearGlareTimer(): void {
+    if (this.glareTimer !== null) {
+      clearTimeout(this.glareTimer);
+      this.glareTimer = null;
+    }
+  }
+
   private clearTimer(): void {
     if (this.timer !== null) {
       clearTimeout(this.timer);
@@ -223,6 +427,12 @@ class BrowserConnector implements PeerConnector {
 
   private release(): void {
     this.clearTimer();
+    this.clearGlareTimer();
+    this.restarter?.stop();
+    if (this.watchTimer !== null) {
+      clearInterval(this.watchTimer);
+      this.watchTimer = null;
+    }
     this.pendingCandidates = [];
     this.pc.onicecandidate = null;
     this.pc.onconnectionstatechange = null;
@@ -239,6 +449,28 @@ class BrowserConnector implements PeerConnector {
     } catch {
       /* ignore */
     }
+  }
+}
+
+/**
+ * What arrived on the selected candidate pair: payload bytes plus STUN requests from the remote
+ * (not responses: those can still come back while the remote's own packets to us are lost).
+ */
+async function receivedOnSelectedPair(pc: RTCPeerConnection): Promise<{ pairId: string; count: number } | null> {
+  try {
+    const stats = await pc.getStats();
+    const byId = new Map<string, Record<string, unknown>>();
+    stats.forEach((r: Record<string, unknown>) => byId.set(r.id as string, r));
+    let pair: Record<string, unknown> | undefined;
+    for (const r of byId.values()) {
+      if (r.type === 'transport' && typeof r.selectedCandidatePairId === 'string') pair = byId.get(r.selectedCandidatePairId);
+    }
+    if (!pair) for (const r of byId.values()) if (r.type === 'candidate-pair' && r.nominated && r.state === 'succeeded') pair = r;
+    if (!pair) return null;
+    const n = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
+    return { pairId: String(pair.id), count: n(pair.bytesReceived) + n(pair.packetsReceived) + n(pair.requestsReceived) };
+  } catch {
+    return null;
   }
 }
 
@@ -263,7 +495,7 @@ export async function selectedPairInfo(pc: RTCPeerConnection): Promise<Connectio
 }
 
 class BrowserLink implements Link {
-  /** Selected candidate pair (see ConnectionInfo); undefined until getStats() answered. */
+  /** Selected candidate pair (see ConnectionInfo); undefined until getStats() answered; refreshed after an ICE restart. */
   connection: ConnectionInfo | undefined;
   private handler: ((frame: Uint8Array) => void) | null = null;
   private queue: Uint8Array[] = [];
@@ -278,6 +510,11 @@ class BrowserLink implements Link {
 
   get bufferedAmount(): number {
     return this.dc.bufferedAmount;
+  }
+
+  /** Link.relayed: through a TURN relay (undefined until getStats() answered). */
+  get relayed(): boolean | undefined {
+    return this.connection?.relayed;
   }
 
   get onMessage(): ((frame: Uint8Array) => void) | null {

@@ -7,6 +7,9 @@
  */
 import type { Link } from '../core/types.js';
 import type { IceServer, SignalData } from '../core/signaling.js';
+import type { IceRestartEvent } from './ice-restart.js';
+
+export type { IceRestartEvent, IceRestartOptions } from './ice-restart.js';
 
 export interface ConnectorOptions {
   remoteId: string;
@@ -19,6 +22,11 @@ export interface ConnectorOptions {
   onLink(link: Link): void;
   /** Called once if the connection cannot be established or dies before opening. */
   onFailed(reason: string): void;
+  /**
+   * ICE restarts of the open connection (see ice-restart.ts): an outage noticed, an attempt,
+   * recovery (the Link stayed open), or giving up (the Link's onClose follows). Optional.
+   */
+  onIceRestart?(e: IceRestartEvent): void;
 }
 
 export interface PeerConnector {
@@ -27,6 +35,18 @@ export interface PeerConnector {
   handleSignal(data: SignalData): Promise<void>;
   /** Tears the connection down (also closes the Link if one was handed out). */
   close(): void;
+  /**
+   * True when `data` is an offer that renegotiates this open connection (same DTLS certificate
+   * as the remote's earlier description: an ICE restart), which handleSignal answers in place;
+   * false for anything else (e.g. the remote peer restarted and offers a new session).
+   */
+  isRenegotiation?(data: SignalData): boolean;
+  /**
+   * Restart ICE now, without waiting for the connection to look down (or, with `onlyIfDown`,
+   * only if it is in an outage: e.g. the tracker connection is back and restart offers sent
+   * meanwhile were lost). False if no attempt started.
+   */
+  restartIce?(reason?: string, onlyIfDown?: boolean): boolean;
 }
 
 export interface Transport {
@@ -35,7 +55,11 @@ export interface Transport {
   connect(opts: ConnectorOptions): PeerConnector;
 }
 
-/** How an open connection runs, from the selected ICE candidate pair (NAT traversal, issue 8). */
+/**
+ * How an open connection runs, from the selected ICE candidate pair (NAT traversal, issue 8).
+ * Transports refresh it after an ICE restart (a restart may move a link from direct to relayed
+ * or back); their Links also expose `relayed` (Link.relayed) from it.
+ */
 export interface ConnectionInfo {
   /** Candidate types of the selected pair: 'host' | 'srflx' | 'prflx' | 'relay'. */
   local: string;

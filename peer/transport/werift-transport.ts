@@ -12,6 +12,8 @@
  * (werift's setLocalDescription only resolves after candidate gathering, including the STUN
  * query, which can take seconds when the STUN server does not answer); each local candidate is
  * relayed as `{candidate}` once the description went out, and `{candidate: null}` ends them.
+ * Candidates that arrive while a remote description is being applied wait for it (an ICE
+ * restart's setRemoteDescription would otherwise drop them).
  *
  * ICE servers: always passed explicitly. werift replaces an absent/empty STUN entry with
  * stun.l.google.com, which stalls on DNS with no internet (DESIGN.md §9). The tracker always
@@ -20,23 +22,43 @@
  * werift gives up on the server-reflexive candidate after 5 s while host candidates are used
  * right away). See `effectiveIceServers`.
  *
+ * ICE restart (issue 8; policy in ice-restart.ts): werift notices a dead path only when consent
+ * expires (30 s without answers). So, once open, the connector shortens SCTP's idle heartbeat
+ * (werift's default is 30 s) to HEARTBEAT_INTERVAL_S, which makes a healthy link carry a packet
+ * every second or two even when idle, and watches what arrives: no datagram for `silenceMs`
+ * (default 4 s) counts as 'disconnected'. After a grace period it restarts ICE
+ * (`createOffer({iceRestart: true})`, sent through the tracker; the remote answers in place,
+ * PeerHost routes such offers to the open connector through isRenegotiation()). werift 0.24 keeps
+ * its old sockets across a restart and then gathers no new server-reflexive candidate (after a
+ * NAT change only relayed paths would be found), so on restart the connector sets the old ICE
+ * sockets aside (closed once the restart completed) and werift gathers afresh: new host sockets,
+ * new STUN mappings, a new TURN allocation, like a browser. DTLS, SCTP and the data channel carry
+ * on over the new pair; SCTP's pending retransmission is triggered at once. Bounded attempts with
+ * back-off, then the Link closes (the host reconnects from scratch, as before).
+ *
  * Failure handling: connection timeout (default 15 s) → onFailed('timeout'); ICE/DTLS 'failed'
- * or 'closed' before the channel opens → onFailed; after it opened the Link's onClose fires once.
- * close() clears the timer and closes the channel and the peer connection (its UDP sockets).
+ * or 'closed' before the channel opens → onFailed; after it opened, 'closed' or a given-up ICE
+ * restart closes the Link (its onClose fires once). close() clears the timers and closes the
+ * channel and the peer connection (its UDP sockets).
  */
 import { RTCPeerConnection, type RTCDataChannel } from 'werift';
 import type { Link, Logger } from '../core/types.js';
 import { silentLogger } from '../core/types.js';
 import type { IceServer, SignalData } from '../core/signaling.js';
 import { candidateType, type ConnectionInfo, type ConnectorOptions, type PeerConnector, type Transport } from './transport-api.js';
+import { IceRestarter, iceRestartConfig, sdpFingerprint, type IceRestartEvent, type IceRestartOptions } from './ice-restart.js';
 
 export const DATA_CHANNEL_LABEL = 'starling';
 export const DATA_CHANNEL_ID = 0;
 export const DEFAULT_CONNECT_TIMEOUT_MS = 15_000;
+/** ICE restart glare: the original offerer re-offers if its offer is still unanswered after this. */
+export const GLARE_RESEND_MS = 1000;
 export const DEFAULT_STUN_TIMEOUT_MS = 2_000;
 const ABORT_LINGER_MS = 100;
-/** After the channel opened, a connection 'disconnected' this long is given up. */
-export const DISCONNECTED_GRACE_MS = 8_000;
+/** SCTP heartbeat interval once open (s; werift's default is 30): sent after RTO + this when idle. */
+export const HEARTBEAT_INTERVAL_S = 0.25;
+/** How often the selected pair is checked for received packets. */
+const WATCH_INTERVAL_MS = 500;
 /** Used only when a caller passes no ICE server at all (see the file comment). */
 export const FALLBACK_ICE_SERVERS: IceServer[] = [{ urls: 'stun:127.0.0.1:3478' }];
 
@@ -49,6 +71,8 @@ export interface WeriftTransportOptions {
    * the answering side only starts ICE checks once gathering is over). Default 2 s.
    */
   stunTimeoutMs?: number;
+  /** ICE restart policy (see ice-restart.ts); `{maxAttempts: 0}` closes a link on its first outage. */
+  iceRestart?: IceRestartOptions;
   /** Extra werift options (tests: iceAdditionalHostAddresses, icePortRange, ...). */
   peerConfig?: Record<string, unknown>;
 }
@@ -62,15 +86,33 @@ export function createWeriftTransport(opts: WeriftTransportOptions = {}): Transp
   const log = opts.log ?? silentLogger;
   const timeoutMs = opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
   const stunTimeoutMs = opts.stunTimeoutMs ?? DEFAULT_STUN_TIMEOUT_MS;
+  const restart = iceRestartConfig(opts.iceRestart);
   return {
     name: 'werift',
     connect(o: ConnectorOptions): PeerConnector {
-      return new WeriftConnector(o, log, timeoutMs, opts.peerConfig ?? {}, stunTimeoutMs);
+      return new WeriftConnector(o, log, timeoutMs, opts.peerConfig ?? {}, stunTimeoutMs, restart);
     },
   };
 }
 
 type State = 'connecting' | 'open' | 'closed';
+
+/** The parts of werift's ICE internals (0.24) the connector reads; every access is guarded. */
+interface IceConnectionInternals {
+  nominated?: object;
+  onData?: { subscribe?: (fn: () => void) => { unSubscribe?: () => void } | undefined };
+  localCandidatesStart?: boolean;
+  remoteUsername?: string;
+  protocols?: Array<{ close?: () => Promise<unknown> | unknown }>;
+  restart?: (...args: unknown[]) => unknown;
+  __starlingRetire?: boolean;
+}
+interface SctpInternals {
+  setHeartbeatInterval?: (s: number) => void;
+  timer3Handle?: unknown;
+  timer3Cancel?: () => void;
+  timer3Expired?: () => void;
+}
 
 class WeriftConnector implements PeerConnector {
   readonly remoteId: string;
@@ -83,6 +125,22 @@ class WeriftConnector implements PeerConnector {
   private pendingCandidates: SignalData[] = [];
   private remoteDescriptionSet = false;
   private readonly unsubscribers: Array<() => void> = [];
+  /** DTLS fingerprint(s) of the remote's first description: a later offer with the same is a renegotiation. */
+  private remoteFingerprint = '';
+  /** The remote description being applied; remote candidates wait for it. */
+  private remoteSdpTask: Promise<void> = Promise.resolve();
+  /** Our restart offer's setLocalDescription (gathering); a polite glare answer waits for it. */
+  private localSdpTask: Promise<void> = Promise.resolve();
+  /** We sent a restart offer and wait for its answer. */
+  private restartOfferPending = false;
+  private restarter: IceRestarter | null = null;
+  /** See answerRestart (glare). */
+  private glareTimer: ReturnType<typeof setTimeout> | null = null;
+  /** ICE sockets of earlier generations (see the file comment), closed once a restart completed. */
+  private retired: Array<{ close?: () => Promise<unknown> | unknown }> = [];
+  private watchTimer: ReturnType<typeof setInterval> | null = null;
+  /** Last datagram received, and the last silence check (performance.now()). */
+  private activity = { lastRecvAt: 0, seenAt: 0 };
 
   constructor(
     private readonly o: ConnectorOptions,
@@ -90,6 +148,7 @@ class WeriftConnector implements PeerConnector {
     timeoutMs: number,
     peerConfig: Record<string, unknown>,
     private readonly stunTimeoutMs: number,
+    private readonly restartCfg: ReturnType<typeof iceRestartConfig>,
   ) {
     this.remoteId = o.remoteId;
     this.pc = new RTCPeerConnection({
@@ -106,6 +165,7 @@ class WeriftConnector implements PeerConnector {
       void this.pc.close().catch(() => undefined);
       throw err;
     }
+    retireSocketsOnRestart(this.pc, this.retired);
     this.timer = setTimeout(() => {
       this.timer = null;
       this.fail('timeout');
@@ -118,18 +178,7 @@ class WeriftConnector implements PeerConnector {
         if (this.descriptionSent) this.o.sendSignal(data);
         else this.pendingCandidates.push(data);
       }).unSubscribe,
-      this.pc.connectionStateChange.subscribe((s) => {
-        if (s === 'disconnected' && this.state === 'open' && this.timer === null) {
-          this.timer = setTimeout(() => {
-            this.timer = null;
-            this.shutdown();
-          }, DISCONNECTED_GRACE_MS);
-        } else if (s === 'connected' && this.state === 'open') this.clearTimer();
-        if (s === 'failed' || s === 'closed') {
-          if (this.state === 'connecting') this.fail(`connection ${s}`);
-          else if (this.state === 'open') this.shutdown();
-        }
-      }).unSubscribe,
+      this.pc.connectionStateChange.subscribe((s) => this.onConnectionState(s)).unSubscribe,
       this.dc.stateChanged.subscribe((s) => {
         if (s === 'open') this.opened();
         else if (s === 'closed') {
@@ -159,6 +208,17 @@ class WeriftConnector implements PeerConnector {
     return this.state === 'closed';
   }
 
+  isRenegotiation(data: SignalData): boolean {
+    if (this.state !== 'open' || !data || typeof data !== 'object' || !('sdp' in data)) return false;
+    const d = data.sdp;
+    return !!d && d.type === 'offer' && this.remoteFingerprint !== '' && sdpFingerprint(d.sdp) === this.remoteFingerprint;
+  }
+
+  restartIce(reason = 'requested', onlyIfDown = false): boolean {
+    if (this.state !== 'open' || !this.restarter || this.restartCfg.maxAttempts === 0) return false;
+    return this.restarter.restartNow(reason, onlyIfDown);
+  }
+
   async handleSignal(data: SignalData): Promise<void> {
     if (this.state === 'closed' || !data || typeof data !== 'object') return;
     if ('reject' in data) {
@@ -168,10 +228,12 @@ class WeriftConnector implements PeerConnector {
     if ('sdp' in data) {
       const { type, sdp } = data.sdp ?? ({} as { type?: string; sdp?: string });
       if (typeof sdp !== 'string') return;
-      if (type === 'offer' && !this.o.initiator && !this.remoteDescriptionSet) {
+      if (type === 'offer' && !this.o.initiator && !this.remoteDescriptionSet && this.state === 'connecting') {
         this.remoteDescriptionSet = true;
+        this.remoteFingerprint = sdpFingerprint(sdp);
+        const applied = this.applyRemote(async () => this.pc.setRemoteDescription({ type: 'offer', sdp }));
         await this.runStep('answer', async () => {
-          await this.pc.setRemoteDescription({ type: 'offer', sdp });
+          await applied;
           if (this.isClosed()) return;
           const answer = await this.pc.createAnswer();
           if (this.isClosed()) return;
@@ -179,9 +241,27 @@ class WeriftConnector implements PeerConnector {
           limitStunWait(this.pc, this.stunTimeoutMs);
           await this.pc.setLocalDescription(answer);
         });
-      } else if (type === 'answer' && this.o.initiator && !this.remoteDescriptionSet) {
+      } else if (type === 'answer' && this.o.initiator && !this.remoteDescriptionSet && this.state === 'connecting') {
         this.remoteDescriptionSet = true;
-        await this.runStep('set answer', () => this.pc.setRemoteDescription({ type: 'answer', sdp }));
+        this.remoteFingerprint = sdpFingerprint(sdp);
+        const applied = this.applyRemote(async () => this.pc.setRemoteDescription({ type: 'answer', sdp }));
+        await this.runStep('set answer', () => applied);
+      } else if (type === 'offer' && this.isRenegotiation(data)) {
+        await this.answerRestart(sdp);
+      } else if (type === 'answer' && this.state === 'open' && this.restartOfferPending && sdpFingerprint(sdp) === this.remoteFingerprint) {
+        this.restartOfferPending = false;
+        this.clearGlareTimer();
+        const applied = this.applyRemote(async () => {
+          if (this.pc.signalingState !== 'have-local-offer') throw new Error(`answer in signaling state ${this.pc.signalingState}`);
+          await this.pc.setRemoteDescription({ type: 'answer', sdp });
+        });
+        try {
+          await applied;
+          this.startIceChecks();
+        } catch (err) {
+          this.log.debug({ remoteId: this.remoteId, err: String(err) }, 'ICE restart: setting the answer failed');
+          this.restarter?.attemptFailed();
+        }
       } else {
         this.log.debug({ remoteId: this.remoteId, type }, 'unexpected sdp ignored');
       }
@@ -189,6 +269,8 @@ class WeriftConnector implements PeerConnector {
     }
     if ('candidate' in data) {
       const c = data.candidate;
+      await this.remoteSdpTask;
+      if (this.isClosed()) return;
       try {
         if (c === null) await this.pc.addIceCandidate(null);
         else if (c && typeof c.candidate === 'string') {
@@ -211,6 +293,14 @@ class WeriftConnector implements PeerConnector {
     }
   }
 
+  /** Runs a setRemoteDescription step; candidates received meanwhile wait for it (in order). */
+  private applyRemote(step: () => Promise<unknown>): Promise<void> {
+    const prev = this.remoteSdpTask;
+    const task = prev.then(step).then(() => undefined);
+    this.remoteSdpTask = task.catch(() => undefined);
+    return task;
+  }
+
   private sendDescription(sdp: { type: 'offer' | 'answer'; sdp: string }): void {
     this.o.sendSignal({ sdp });
     this.descriptionSent = true;
@@ -229,13 +319,204 @@ class WeriftConnector implements PeerConnector {
     }
   }
 
+  private onConnectionState(s: string): void {
+    if (this.state === 'connecting') {
+      if (s === 'failed' || s === 'closed') this.fail(`connection ${s}`);
+      return;
+    }
+    if (this.state !== 'open') return;
+    if (s === 'closed') this.shutdown();
+    else if (s === 'connected') this.reconnected();
+    else if (s === 'failed' || s === 'disconnected') {
+      if (s === 'failed' && this.restarter?.state === 'restarting') this.restarter.attemptFailed();
+      else this.restarter?.down(`connection ${s}`);
+    }
+  }
+
   private opened(): void {
     if (this.state !== 'connecting' || this.dc.readyState !== 'open') return;
     this.state = 'open';
     this.clearTimer();
     this.link = new WeriftLink(this.remoteId, this.dc, () => this.close());
     this.link.connection = selectedPairInfo(this.pc);
+    this.restarter = new IceRestarter(this.restartCfg, this.o.initiator, {
+      restart: (attempt) => this.sendRestartOffer(attempt),
+      giveUp: () => {
+        this.log.debug({ remoteId: this.remoteId }, 'ICE restart: giving up, closing the link');
+        this.shutdown();
+      },
+      onEvent: (e) => this.onRestartEvent(e),
+    });
+    if (this.restartCfg.maxAttempts > 0 || this.restartCfg.silenceMs > 0) this.startWatching();
     this.o.onLink(this.link);
+  }
+
+  private onRestartEvent(e: IceRestartEvent): void {
+    this.log.debug({ remoteId: this.remoteId, ...e }, `ICE restart: ${e.type}`);
+    try {
+      this.o.onIceRestart?.(e);
+    } catch (err) {
+      this.log.debug({ err: String(err) }, 'onIceRestart threw');
+    }
+  }
+
+  /**
+   * Silence detection (see the file comment): every datagram the ICE connection hands to DTLS
+   * counts, whatever socket it came in on (werift's per-pair counters stay at 0 on relayed pairs).
+   */
+  private startWatching(): void {
+    const sctp = sctpOf(this.pc);
+    try {
+      sctp?.setHeartbeatInterval?.(HEARTBEAT_INTERVAL_S);
+    } catch {
+      /* werift's default heartbeat then applies */
+    }
+    const now = performance.now();
+    this.activity = { lastRecvAt: now, seenAt: now };
+    for (const conn of iceConnections(this.pc)) {
+      const sub = conn.onData?.subscribe?.(() => {
+        this.activity.lastRecvAt = performance.now();
+      });
+      if (sub?.unSubscribe) this.unsubscribers.push(sub.unSubscribe);
+    }
+    this.watchTimer = setInterval(() => this.watch(), WATCH_INTERVAL_MS);
+    (this.watchTimer as { unref?: () => void }).unref?.();
+  }
+
+  private watch(): void {
+    if (this.state !== 'open' || !this.restarter) return;
+    const now = performance.now();
+    const { lastRecvAt, seenAt } = this.activity;
+    this.activity.seenAt = now;
+    if (lastRecvAt > seenAt) {
+      // Packets since the last look, and a selected pair to answer on: the path works.
+      if (this.restarter.active && nominatedPair(this.pc)) this.reconnected();
+    } else if (this.restartCfg.silenceMs > 0 && now - lastRecvAt >= this.restartCfg.silenceMs) {
+      this.restarter.down(`no packet for ${Math.round(now - lastRecvAt)} ms`);
+    }
+  }
+
+  /**
+   * After a restart's offer/answer: run the ICE checks. werift's own connect() skips them when
+   * DTLS is already up (0.24: it returns early for a connected DTLS transport), so a restart would
+   * never find a new pair. Waits (briefly) until local gathering has begun, as werift requires.
+   */
+  private startIceChecks(tries = 0): void {
+    if (this.state !== 'open') return;
+    for (const t of this.pc.iceTransports) {
+      const conn = (t as unknown as { connection?: IceConnectionInternals }).connection;
+      if (!conn || conn.nominated || t.state === 'checking' || t.state === 'closed') continue;
+      if (conn.localCandidatesStart === false || !conn.remoteUsername) {
+        if (tries < 100) setTimeout(() => this.startIceChecks(tries + 1), 20);
+        return;
+      }
+      t.start().then(
+        () => this.reconnected(),
+        (err: unknown) => {
+          if (this.state !== 'open') return;
+          this.log.debug({ remoteId: this.remoteId, err: String(err) }, 'ICE restart: checks failed');
+          if (this.restarter?.state === 'restarting') this.restarter.attemptFailed();
+          else this.restarter?.down('ICE checks failed');
+        },
+      );
+    }
+  }
+
+  /** Connected again (after a restart, ours or the remote's): refresh what depends on the pair. */
+  private reconnected(): void {
+    if (this.state !== 'open') return;
+    const info = selectedPairInfo(this.pc);
+    if (!info) return; // no nominated pair yet
+    if (this.link) this.link.connection = info;
+    this.activity.lastRecvAt = Math.max(this.activity.lastRecvAt, performance.now()); // the silence clock starts over
+    this.closeRetired();
+    // werift leaves connectionState 'failed' after a consent expiry even once ICE works again.
+    if (this.pc.connectionState === 'failed') {
+      const sm = (this.pc as unknown as { secureManager?: { setConnectionState?: (s: string) => void } }).secureManager;
+      try {
+        sm?.setConnectionState?.('connected');
+      } catch {
+        /* cosmetic */
+      }
+    }
+    // SCTP retransmits what the outage lost only when its T3 timer fires (up to an RTO later): now.
+    const sctp = sctpOf(this.pc);
+    try {
+      if (sctp?.timer3Handle && sctp.timer3Cancel && sctp.timer3Expired) {
+        sctp.timer3Cancel();
+        sctp.timer3Expired();
+      }
+    } catch {
+      /* the timer fires by itself */
+    }
+    this.restarter?.up(info.relayed);
+  }
+
+  /** One restart attempt: a fresh offer with new ICE credentials, through the tracker. */
+  private sendRestartOffer(attempt: number): void {
+    const run = async () => {
+      await this.localSdpTask;
+      await this.remoteSdpTask;
+      if (this.state !== 'open') return;
+      if (this.pc.signalingState === 'have-local-offer') {
+        // our previous attempt's offer was never answered
+        await this.pc.setLocalDescription({ type: 'rollback' } as unknown as Parameters<RTCPeerConnection['setLocalDescription']>[0]);
+        this.restartOfferPending = false;
+      }
+      if (this.pc.signalingState !== 'stable') throw new Error(`signaling state ${this.pc.signalingState}`);
+      const offer = await this.pc.createOffer({ iceRestart: true });
+      if (this.state !== 'open') return;
+      this.restartOfferPending = true;
+      this.o.sendSignal({ sdp: { type: 'offer', sdp: offer.sdp } });
+      limitStunWait(this.pc, this.stunTimeoutMs);
+      await this.pc.setLocalDescription(offer);
+    };
+    const task = run();
+    this.localSdpTask = task.catch(() => undefined);
+    task.catch((err: unknown) => {
+      if (this.state !== 'open') return;
+      this.log.debug({ remoteId: this.remoteId, attempt, err: String(err) }, 'ICE restart: offer failed');
+      this.restarter?.attemptFailed();
+    });
+  }
+
+  /** The remote restarts ICE: answer in place (the data channel stays open). */
+  private async answerRestart(sdp: string): Promise<void> {
+    const glare = this.restartOfferPending || this.pc.signalingState === 'have-local-offer';
+    if (glare && this.o.initiator) {
+      // Both offered: the original offerer's offer wins and the remote answers it, unless ours
+      // never reached it (lost with a dead tracker connection): then offer afresh shortly.
+      this.log.debug({ remoteId: this.remoteId }, 'ICE restart glare: keeping our offer');
+      if (this.glareTimer === null) {
+        this.glareTimer = setTimeout(() => {
+          this.glareTimer = null;
+          if (this.state === 'open' && this.restartOfferPending) this.restarter?.restartNow('restart offer unanswered after glare');
+        }, GLARE_RESEND_MS);
+      }
+      return;
+    }
+    this.restartOfferPending = false;
+    this.restarter?.remoteRestart();
+    this.activity.lastRecvAt = performance.now(); // give the remote's restart time before calling the path dead
+    const applied = this.applyRemote(async () => {
+      await this.localSdpTask; // a polite side's own offer finishes first (werift then rolls it back)
+      await this.pc.setRemoteDescription({ type: 'offer', sdp });
+    });
+    try {
+      await applied;
+      if (this.state !== 'open') return;
+      const answer = await this.pc.createAnswer();
+      if (this.state !== 'open') return;
+      this.o.sendSignal({ sdp: { type: 'answer', sdp: answer.sdp } });
+      limitStunWait(this.pc, this.stunTimeoutMs);
+      const local = this.pc.setLocalDescription(answer);
+      this.startIceChecks();
+      await local;
+    } catch (err) {
+      if (this.state !== 'open') return;
+      this.log.debug({ remoteId: this.remoteId, err: String(err) }, 'ICE restart: answering failed');
+      this.restarter?.down('restart answer failed');
+    }
   }
 
   /** Before the channel opened: report once, release everything. */
@@ -255,6 +536,13 @@ class WeriftConnector implements PeerConnector {
     this.link?.closed();
   }
 
+  private clearGlareTimer(): void {
+    if (this.glareTimer !== null) {
+      clearTimeout(this.glareTimer);
+      this.glareTimer = null;
+    }
+  }
+
   private clearTimer(): void {
     if (this.timer !== null) {
       clearTimeout(this.timer);
@@ -262,8 +550,24 @@ class WeriftConnector implements PeerConnector {
     }
   }
 
+  private closeRetired(): void {
+    for (const p of this.retired.splice(0)) {
+      try {
+        void Promise.resolve(p.close?.()).catch(() => undefined);
+      } catch {
+        /* ignore */
+      }
+    }
+  }
+
   private release(): void {
     this.clearTimer();
+    this.clearGlareTimer();
+    this.restarter?.stop();
+    if (this.watchTimer !== null) {
+      clearInterval(this.watchTimer);
+      this.watchTimer = null;
+    }
     this.pendingCandidates = [];
     for (const u of this.unsubscribers.splice(0)) {
       try {
@@ -286,7 +590,53 @@ class WeriftConnector implements PeerConnector {
     stopSctp
       .then(() => new Promise((r) => setTimeout(r, sctp ? ABORT_LINGER_MS : 0)))
       .then(() => pc.close())
+      .then(() => this.closeRetired())
       .catch((err: unknown) => this.log.debug({ err: String(err) }, 'pc.close failed'));
+  }
+}
+
+function iceConnections(pc: RTCPeerConnection): IceConnectionInternals[] {
+  const out: IceConnectionInternals[] = [];
+  try {
+    for (const t of pc.iceTransports) {
+      const c = (t as unknown as { connection?: IceConnectionInternals }).connection;
+      if (c) out.push(c);
+    }
+  } catch {
+    /* closed */
+  }
+  return out;
+}
+
+/** werift's selected (nominated) candidate pair object (null during a restart, until a new one is chosen). */
+function nominatedPair(pc: RTCPeerConnection): object | null {
+  const n = iceConnections(pc)[0]?.nominated;
+  return n && typeof n === 'object' ? n : null;
+}
+
+function sctpOf(pc: RTCPeerConnection): SctpInternals | null {
+  const s = (pc.sctpTransport as unknown as { sctp?: SctpInternals } | undefined)?.sctp;
+  return s && typeof s === 'object' ? s : null;
+}
+
+/**
+ * On every ICE restart, moves werift's ICE sockets (host, STUN, TURN) aside into `retired`, so
+ * that the restart gathers fresh ones, server-reflexive and relay candidates included (werift 0.24
+ * otherwise re-announces only its old host candidates). Old sockets keep receiving until closed.
+ */
+function retireSocketsOnRestart(pc: RTCPeerConnection, retired: Array<{ close?: () => Promise<unknown> | unknown }>): void {
+  for (const conn of iceConnections(pc)) {
+    if (conn.__starlingRetire || typeof conn.restart !== 'function') continue;
+    const orig = conn.restart;
+    conn.restart = function (this: IceConnectionInternals, ...args: unknown[]) {
+      const r = orig.apply(this, args);
+      if (Array.isArray(this.protocols) && this.protocols.length > 0) {
+        retired.push(...this.protocols);
+        this.protocols = [];
+      }
+      return r;
+    };
+    conn.__starlingRetire = true;
   }
 }
 
@@ -333,7 +683,7 @@ export function selectedPairInfo(pc: RTCPeerConnection): ConnectionInfo | undefi
 
 /** The open data channel as a Link. Frames received before the engine set onMessage are queued. */
 class WeriftLink implements Link {
-  /** Selected candidate pair when the channel opened (see ConnectionInfo). */
+  /** Selected candidate pair (see ConnectionInfo): when the channel opened, refreshed after an ICE restart. */
   connection: ConnectionInfo | undefined;
   private handler: ((frame: Uint8Array) => void) | null = null;
   private queue: Uint8Array[] = [];
@@ -348,6 +698,11 @@ class WeriftLink implements Link {
 
   get bufferedAmount(): number {
     return this.dc.bufferedAmount;
+  }
+
+  /** Link.relayed: through a TURN relay (undefined while the selected pair is unknown). */
+  get relayed(): boolean | undefined {
+    return this.connection?.relayed;
   }
 
   get onMessage(): ((frame: Uint8Array) => void) | null {

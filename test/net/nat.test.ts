@@ -9,7 +9,8 @@
  * Reports the matrix (direct / via TURN / failed, time to connect) for every pair; expects every
  * pair to connect, directly whenever the NAT-pair table (tracker/nat.ts) predicts it, through
  * TURN otherwise; then a live stream among the NATed peers with every segment intact, during
- * which one NAT changes its public address (a network change) and its peer must reconnect.
+ * which one NAT changes its public address (a network change) and its peer's links must recover
+ * (by ICE restart, in place: test/net/ice-restart.test.ts measures that pair by pair).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes, createHash } from 'node:crypto';
@@ -29,7 +30,7 @@ if (unavailable) console.warn(`\n[nat] SKIPPED: the NAT lab cannot run here: ${u
 
 const STUN_PORT = 3478;
 const TURN_PORT = 3480;
-/** Longest wait for the renumbered peer to have neighbors again (30 s consent expiry + reconnect). */
+/** Longest wait for the renumbered peer's links to recover (ICE restart; a reconnect as the fallback). */
 const RECOVERY_LIMIT_SECONDS = 60;
 /** When (s into the stream) prcA's network changes (its gateway gets a new public address). */
 const CHANGE_AT_SECONDS = 8;
@@ -262,7 +263,7 @@ describe.skipIf(unavailable !== null)('NAT traversal on real NATs (network names
     }
   });
 
-  it('peers behind the NATs exchange a live stream: every segment arrives intact, and a peer whose network changes reconnects', async () => {
+  it('peers behind the NATs exchange a live stream: every segment arrives intact, and a peer whose network changes recovers its links', async () => {
     const { startOrigin } = await import('../../server/origin.js');
     const { pino } = await import('pino');
     const workDir = mkdtempSync(join(tmpdir(), 'starling-natlab-origin-'));
@@ -296,34 +297,40 @@ describe.skipIf(unavailable !== null)('NAT traversal on real NATs (network names
       if (init) expected.set(-1, createHash('sha256').update(init.data).digest('hex'));
       const streamStart = Date.now();
       await new Promise((r) => setTimeout(r, CHANGE_AT_SECONDS * 1000));
-      // Network change behind one NAT: its connections die (werift notices through consent
-      // freshness, 30 s) and the host reconnects with fresh ICE gathering; playback continues
-      // meanwhile (the HTTP fallback covers the gap).
+      // Network change behind one NAT: its paths die. The transports notice the silence, the
+      // host finds its tracker connection dead too and reconnects it, and ICE restarts repair
+      // the links in place (a link whose restarts fail closes and is reconnected from scratch);
+      // playback continues meanwhile (the HTTP fallback covers the gap).
       const moved = peers.get('prcA')!;
+      type HostStats = { connectAttempts: number; links: number; linksClosed: number; iceRestarts: number; iceRecoveries: number; iceRestartGiveUps: number; trackerProbeReconnects: number };
       const statsOf = async () => {
         moved.proc.send({ cmd: 'stats' });
         const e = await moved.proc.wait((x) => x.ev === 'stats', 5000, 'stats');
         moved.proc.events.splice(moved.proc.events.indexOf(e), 1);
-        return e.host as { connectAttempts: number; links: number; linksClosed: number };
+        return { host: e.host as HostStats, bytesFromPeers: e.bytesFromPeers as number };
       };
-      const hb = await statsOf();
+      const before = await statsOf();
+      const hb = before.host;
       const changedAt = Date.now();
       renumberSite(moved.site, '198.51.100.113');
-      let ha = hb;
+      let after = before;
       let recoveredMs: number | null = null;
       while (Date.now() - changedAt < RECOVERY_LIMIT_SECONDS * 1000) {
-        await new Promise((r) => setTimeout(r, 1000));
-        ha = await statsOf();
-        if (ha.linksClosed > hb.linksClosed && ha.links > 0) {
+        await new Promise((r) => setTimeout(r, 500));
+        after = await statsOf();
+        const ha = after.host;
+        // Recovered: links repaired in place (or closed and reconnected), and pieces from peers again.
+        const repaired = ha.iceRecoveries > hb.iceRecoveries || ha.linksClosed > hb.linksClosed;
+        if (repaired && ha.links > 0 && after.bytesFromPeers > before.bytesFromPeers) {
           recoveredMs = Date.now() - changedAt;
           break;
         }
       }
-      console.log(`[nat] network change at prcA (new public address): links ${hb.links} before; old links closed ${ha.linksClosed - hb.linksClosed}, ` +
-        `new attempts ${ha.connectAttempts - hb.connectAttempts}, neighbors again (${ha.links}) after ${recoveredMs === null ? 'never' : `${(recoveredMs / 1000).toFixed(1)} s`}`);
-      // Its old links died and it has neighbors again (they may have reconnected to it, so its own
-      // attempt count need not grow).
-      expect(recoveredMs, 'prcA lost its old links and has neighbors again').not.toBeNull();
+      const ha = after.host;
+      console.log(`[nat] network change at prcA (new public address): links ${hb.links} before, ${ha.links} after ${recoveredMs === null ? 'never recovering' : `recovery in ${(recoveredMs / 1000).toFixed(1)} s`}: ` +
+        `ICE restarts ${ha.iceRestarts - hb.iceRestarts}, links repaired in place ${ha.iceRecoveries - hb.iceRecoveries}, given up ${ha.iceRestartGiveUps - hb.iceRestartGiveUps}, ` +
+        `links closed ${ha.linksClosed - hb.linksClosed}, new attempts ${ha.connectAttempts - hb.connectAttempts}, tracker reconnects after a probe ${ha.trackerProbeReconnects - hb.trackerProbeReconnects}`);
+      expect(recoveredMs, 'prcA has working links again').not.toBeNull();
       await new Promise((r) => setTimeout(r, 6000)); // some stream over the new connections
       const streamSeconds = (Date.now() - streamStart) / 1000;
       off();
@@ -342,13 +349,16 @@ describe.skipIf(unavailable !== null)('NAT traversal on real NATs (network names
         // Nothing unverified is ever delivered, anywhere.
         const corrupt = segs.filter((e) => !e.error && e.sha256 !== expected.get(e.seq as number));
         expect(corrupt.map((e) => `${e.seq}: hash mismatch`), p.site.name).toEqual([]);
-        // Every segment arrives, except at the renumbered peer after its change: there the HTTP
-        // fallback's keep-alive connection to the origin dies silently with the old NAT mapping,
-        // and loads it needed to finish over HTTP time out (counted and reported, see the issue 8
-        // report: peer/node/http-source.ts should drop a connection that timed out).
+        // Every segment arrives; at the renumbered peer, loads that began during its outage
+        // (about 5 s) lean on the HTTP fallback, whose pooled keep-alive connections died with the
+        // old address: at most a couple of those may miss their 4 s deadline (the first request on
+        // a dead connection times out, then http-source.ts drops them all); counted and reported.
         const missed = segs.filter((e) => e.error);
         const bad = p === moved ? missed.filter((e) => (e.at as number) < changedAt - 5000) : missed; // loads begun before (deadline 4 s)
-        if (p === moved) movedMissed = missed.length - bad.length;
+        if (p === moved) {
+          movedMissed = missed.length - bad.length;
+          expect(movedMissed, 'segments the renumbered peer missed after its change').toBeLessThanOrEqual(2);
+        }
         for (const e of segs) for (const [src, n] of Object.entries((e.bySource as Record<string, number>) ?? {})) {
           total += n;
           if (src === 'peer') fromPeers += n;
@@ -356,7 +366,12 @@ describe.skipIf(unavailable !== null)('NAT traversal on real NATs (network names
         const infos = Object.values(st.links as Record<string, { relayed?: boolean } | null>);
         links += infos.length;
         relayedLinks += infos.filter((i) => i?.relayed).length;
-        summary.push(`${p.site.name}: ${segs.length} segments, ${missed.length} missed, ${infos.length} links (${infos.filter((i) => i?.relayed).length} relayed)`);
+        const hs = st.host as { iceRestarts: number; iceRecoveries: number; iceRestartGiveUps: number; linksClosed: number };
+        summary.push(`${p.site.name}: ${segs.length} segments, ${missed.length} missed, ${infos.length} links (${infos.filter((i) => i?.relayed).length} relayed), ` +
+          `ICE restarts ${hs.iceRestarts} (recovered ${hs.iceRecoveries}, given up ${hs.iceRestartGiveUps}), links closed ${hs.linksClosed}`);
+        // The network change is repaired by restarts; no link is given up (and healthy links,
+        // relayed ones included, are not restarted for nothing: the counts are in the summary).
+        expect(hs.iceRestartGiveUps, `${p.site.name}: ICE restarts given up`).toBe(0);
         expect(bad.map((e) => `${e.seq}: ${String(e.error)}`), p.site.name).toEqual([]);
         expect(st.reportedNat, `${p.site.name} reports its NAT type`).toBe(p.nat);
         expect(segs.length, p.site.name).toBeGreaterThanOrEqual(streamSeconds / 2 - 4);

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { launchTracker, type LaunchedTracker } from '../../tracker/launch.js';
+import { launchTracker, type LaunchedTracker, type LaunchOptions } from '../../tracker/launch.js';
 import { startOrigin, type Origin } from '../../server/origin.js';
 import { netnsHost } from './chromium.js';
 import type { Logger } from '../../peer/core/types.js';
@@ -27,11 +27,17 @@ export interface Platform {
   stop(): Promise<void>;
 }
 
-export async function startPlatform(opts: { channel: string; rootPeerMaxNeighbors?: number; logLevel?: string }): Promise<Platform> {
+export async function startPlatform(opts: {
+  channel: string;
+  rootPeerMaxNeighbors?: number;
+  logLevel?: string;
+  /** Extra tracker options (optimizer, lease timing...). */
+  tracker?: Omit<Partial<LaunchOptions>, 'port' | 'host' | 'stunPort'>;
+}): Promise<Platform> {
   const host = netnsHost();
   const log = pino({ level: opts.logLevel ?? process.env.STARLING_TEST_LOG ?? 'warn' });
   const workDir = mkdtempSync(join(tmpdir(), 'starling-net-'));
-  const tracker = await launchTracker({ port: 0, host, stunPort: 'any' });
+  const tracker = await launchTracker({ ...opts.tracker, port: 0, host, stunPort: 'any' });
   const trackerUrl = tracker.wsUrls[0];
   const origin = await startOrigin({
     channel: opts.channel,

@@ -7,6 +7,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { NAME_PATTERN } from '../../peer/core/paths.js';
 import type { TrackerContext } from '../context.js';
 import { adminGuard } from './stats.js';
+import { isRemote } from '../store/types.js';
 
 const kindCounts = {
   type: 'object',
@@ -49,6 +50,8 @@ const peersSchema = {
           lastReport: { anyOf: [{ type: 'object', additionalProperties: { type: 'number' } }, { type: 'null' }] },
           lastReportAt: { anyOf: [{ type: 'number' }, { type: 'null' }] },
           joinedAt: { type: 'number' },
+          /** The tracker the peer is connected to. */
+          tracker: { type: 'string' },
         },
       },
     },
@@ -59,7 +62,21 @@ const healthSchema = {
   response: {
     200: {
       type: 'object',
-      properties: { status: { type: 'string' }, peers: { type: 'integer' }, channels: { type: 'integer' } },
+      properties: {
+        status: { type: 'string' },
+        /** Peers of every tracker sharing the store. */
+        peers: { type: 'integer' },
+        channels: { type: 'integer' },
+        /** Peers connected to this tracker. */
+        localPeers: { type: 'integer' },
+        trackerId: { type: 'string' },
+        store: {
+          type: 'object',
+          properties: { backend: { type: 'string' }, connected: { type: 'boolean' }, trackers: { type: 'integer' } },
+        },
+        /** Channels whose optimizer this tracker runs. */
+        leading: { type: 'array', items: { type: 'string' } },
+      },
     },
   },
 } as const;
@@ -74,6 +91,10 @@ export const apiPlugin: FastifyPluginAsync<{ ctx: TrackerContext }> = async (app
     status: 'ok',
     peers: ctx.registry.size,
     channels: ctx.registry.channelNames().length,
+    localPeers: ctx.store.localSize,
+    trackerId: ctx.store.trackerId,
+    store: ctx.store.health(),
+    leading: ctx.election.leading(),
   }));
 
   app.get('/api/channels', { schema: channelsSchema }, async () =>
@@ -96,6 +117,7 @@ export const apiPlugin: FastifyPluginAsync<{ ctx: TrackerContext }> = async (app
           lastReport: p.lastReport,
           lastReportAt: p.lastReportAt,
           joinedAt: p.joinedAt,
+          tracker: isRemote(p.conn) ? p.conn.remoteTracker : ctx.store.trackerId,
         })),
   );
 };

@@ -19,6 +19,8 @@ import { TokenBucket } from '../rate-limit.js';
 import type { PeerRecord } from '../registry.js';
 import { parseClientMessage, type RejectReason } from '../schemas.js';
 import { natTrackerFor } from '../nat.js';
+import { isRemote } from '../store/types.js';
+import { addressPrefix } from '../optimizer/overlay.js';
 
 /** WebSocket close codes used by the tracker. */
 export const CLOSE_NORMAL = 1000;
@@ -55,6 +57,8 @@ function toBuffer(data: RawData): Buffer {
 export class Session implements PeerConn {
   peer: PeerRecord<PeerConn> | null = null;
   alive = true;
+  /** The peer's address prefix (IPv4 /16, IPv6 /32): the optimizer's default locality scope. Never the address. */
+  net: string | null = null;
   private closing = false;
   private drops = 0;
   private readonly bucket: TokenBucket;
@@ -146,6 +150,16 @@ export class Session implements PeerConn {
         if (!outcome.accepted) return; // too frequent: dropped (counted), no answer
         peer.lastReport = msg.stats;
         peer.lastReportAt = this.ctx.now();
+        // The optimizer's input, readable by every tracker sharing the store.
+        this.ctx.store.putReport(peer, {
+          stats: msg.stats,
+          ...(msg.links ? { links: msg.links } : {}),
+          ...(msg.rendition ? { rendition: msg.rendition } : {}),
+          ...(msg.nat ? { nat: msg.nat } : {}),
+          ...(msg.region ? { region: msg.region } : {}),
+          ...(msg.bans ? { bans: msg.bans } : {}),
+          ...(this.net ? { net: this.net } : {}),
+        }, peer.lastReportAt);
         return;
       }
       case 'leave':
@@ -169,8 +183,11 @@ export class Session implements PeerConn {
       // A reconnecting peer proves it owns its id; its old connection may not have died yet here.
       const old = registry.get(msg.channel, msg.peerId);
       if (old && keyMatches(resumeTokenFor(this.ctx.resumeSecret, msg.channel, msg.peerId), msg.resumeToken)) {
+        // The old connection may be on another tracker (it died, or the balancer moved us):
+        // our join, once announced, makes that tracker close it.
         registry.remove(old);
-        this.ctx.stats.peerLeft(old.channel, old.peerId);
+        if (!isRemote(old.conn)) this.ctx.stats.peerLeft(old.channel, old.peerId);
+        this.ctx.store.peerLeft(old);
         old.conn.close(CLOSE_RESUMED, 'resumed by a newer connection');
         this.log.info({ peerId: msg.peerId }, 'peer id resumed by a new connection');
       }
@@ -179,6 +196,7 @@ export class Session implements PeerConn {
     while (registry.has(msg.channel, peerId)) peerId = randomPeerId();
     const now = this.ctx.now();
     this.peer = registry.add({ peerId, kind: msg.kind, channel: msg.channel, joinedAt: now, conn: this });
+    this.ctx.store.peerJoined(this.peer);
     this.ctx.stats.peerJoined(msg.channel, peerId, msg.kind);
     const peers = registry.sample(msg.channel, { exclude: peerId, max: limits.welcomePeers, maxInfra: limits.maxInfraPerSample, random });
     const resumeToken = resumeTokenFor(this.ctx.resumeSecret, msg.channel, peerId);
@@ -200,7 +218,10 @@ export class Session implements PeerConn {
 
   private leaveChannel(): void {
     if (this.peer) {
-      if (this.ctx.registry.remove(this.peer)) this.ctx.stats.peerLeft(this.peer.channel, this.peer.peerId);
+      if (this.ctx.registry.remove(this.peer)) {
+        this.ctx.stats.peerLeft(this.peer.channel, this.peer.peerId);
+        this.ctx.store.peerLeft(this.peer);
+      }
       this.peer = null;
     }
   }
@@ -232,9 +253,25 @@ export const signalingPlugin: FastifyPluginAsync<SignalingPluginOptions> = async
   const sessions = new Set<Session>();
 
   if (ctx.limits.pingIntervalMs > 0) {
+    // Every connection is pinged once per pingIntervalMs, in slices spread over the interval:
+    // pinging 50,000 sockets in one go would stall the event loop (and every join) for a while.
+    const steps = Math.max(1, Math.min(30, Math.floor(ctx.limits.pingIntervalMs / 100)));
+    let cursor: Iterator<Session> | null = null;
+    let perStep = 1;
     const timer = setInterval(() => {
-      for (const s of sessions) if (!s.heartbeat()) sessions.delete(s);
-    }, ctx.limits.pingIntervalMs);
+      if (cursor === null) {
+        cursor = sessions.values();
+        perStep = Math.max(1, Math.ceil(sessions.size / steps));
+      }
+      for (let i = 0; i < perStep; i++) {
+        const next: IteratorResult<Session> = cursor.next();
+        if (next.done) {
+          cursor = null;
+          break;
+        }
+        if (!next.value.heartbeat()) sessions.delete(next.value);
+      }
+    }, ctx.limits.pingIntervalMs / steps);
     timer.unref();
     app.addHook('onClose', async () => clearInterval(timer));
   }
@@ -242,6 +279,7 @@ export const signalingPlugin: FastifyPluginAsync<SignalingPluginOptions> = async
   app.get('/ws', { websocket: true }, (socket, req) => {
     const host = hostFromHeader(req.headers.host) ?? urlHost(req.socket.localAddress ?? '127.0.0.1');
     const session = new Session(socket, host, ctx, req.log);
+    session.net = addressPrefix(req.socket.remoteAddress);
     sessions.add(session);
     ctx.metrics.connectionsTotal.inc();
     ctx.metrics.connectionsOpen.inc();

@@ -133,7 +133,12 @@ interface ChannelState {
   lastActive: number;
   /** When the hub first saw the channel (series start no earlier). */
   createdAt: number;
+  /** Peers by kind, kept up to date on join/leave (counting them each time was O(peers)). */
+  n: { viewers: number; seeders: number; origins: number };
 }
+
+type KindCount = keyof ChannelState['n'];
+const countKey = (kind: Kind): KindCount => (kind === 'browser' ? 'viewers' : kind === 'seeder' ? 'seeders' : 'origins');
 
 /** 1 for a peer that never misbehaved; 0.5 after 3 bad pieces (the engine's ban threshold) or a ban. */
 export function trustScore(badPiecesSent: number, bans: number): number {
@@ -200,6 +205,9 @@ export class StatsHub {
     const now = this.now();
     const ch = this.channel(channel, now);
     if (!ch) return;
+    const prev = ch.peers.get(peerId);
+    if (prev) ch.n[countKey(prev.kind)]--;
+    ch.n[countKey(kind)]++;
     ch.peers.set(peerId, {
       peerId, kind, joinedAt: now, lastReportAt: null,
       c: { fromPeers: 0, fromOriginPeer: 0, fromHttp: 0, uploaded: 0, stalledMs: 0, watchMs: 0, stalls: 0 },
@@ -218,6 +226,7 @@ export class StatsHub {
     for (const key of [...(ch.touching.get(peerId) ?? [])]) this.dropEdge(ch, key, false);
     ch.touching.delete(peerId);
     ch.peers.delete(peerId);
+    ch.n[countKey(p.kind)]--;
     ch.lastActive = now;
     this.sampleCounts(ch, now);
     const secs = Math.round((now - p.joinedAt) / 1000);
@@ -414,19 +423,14 @@ export class StatsHub {
       bansAgainst: new Map(),
       lastActive: now,
       createdAt: now,
+      n: { viewers: 0, seeders: 0, origins: 0 },
     };
     this.channels.set(name, ch);
     return ch;
   }
 
   private counts(ch: ChannelState): { viewers: number; seeders: number; origins: number } {
-    let viewers = 0, seeders = 0, origins = 0;
-    for (const p of ch.peers.values()) {
-      if (p.kind === 'browser') viewers++;
-      else if (p.kind === 'seeder') seeders++;
-      else origins++;
-    }
-    return { viewers, seeders, origins };
+    return { ...ch.n };
   }
 
   private sampleCounts(ch: ChannelState, now: number): void {

@@ -199,10 +199,14 @@ export function describeGateway(site: Site): string {
 /**
  * A network change: the site's gateway gets a new public address (the old one is removed, which
  * also flushes its MASQUERADE mappings), as when a phone moves to another network. Returns the
- * new address.
+ * new address. promote_secondaries is switched on first: without it (the default in a fresh
+ * namespace) removing the old, primary, address of the /24 removes the new, secondary, one with
+ * it, and the site is left with no public address at all (what the first version of this function
+ * did: the "moved" site was simply offline).
  */
 export function renumberSite(site: Site, newPublicIp: string): string {
   if (!site.gatewayNs) throw new Error('only NATed sites can be renumbered');
+  nsRun(site.gatewayNs, 'sysctl', '-q', '-w', 'net.ipv4.conf.wan.promote_secondaries=1');
   nsIp(site.gatewayNs, 'addr', 'add', `${newPublicIp}/24`, 'dev', 'wan');
   nsIp(site.gatewayNs, 'addr', 'del', `${site.publicIp}/24`, 'dev', 'wan');
   site.publicIp = newPublicIp;

@@ -20,7 +20,10 @@ describe('tracker HTTP API', () => {
     const h = await fetch(`${t.http}/healthz`);
     expect(h.status).toBe(200);
     expect(h.headers.get('access-control-allow-origin')).toBe('*');
-    expect(await h.json()).toEqual({ status: 'ok', peers: 0, channels: 0 });
+    expect(await h.json()).toEqual({
+      status: 'ok', peers: 0, channels: 0, localPeers: 0, trackerId: expect.stringMatching(/^t-[0-9a-f]{12}$/),
+      store: { backend: 'memory', connected: true, trackers: 1 }, leading: [],
+    });
     const bad = await fetch(`${t.http}/api/channels/Bad%20Name/peers`);
     expect(bad.status).toBe(400);
     const empty = await fetch(`${t.http}/api/channels/nobody/peers`);
