@@ -1,22 +1,28 @@
 /**
  * The tracker's Chandelier loop inside the simulator: every round, the overlay as the tracker
  * would know it from peer reports (who watches what, upload slots, NAT type, scope, buffer,
- * current parents) goes into the REAL optimizer (tracker/chandelier), and the links it changes
- * come back as parent assignments, which the world delivers to the peers' engines
+ * current parents) goes into the tracker's REAL loop (tracker/optimizer/loop.ts: the
+ * optimizer, pending assignments counted as links until reported, trust weights), and the
+ * parents it assigns come back, for the world to deliver to the peers' engines
  * (Engine.assignParent) one tracker hop later.
  *
  * Deterministic: no time budget (the budget would make the plan depend on the machine's speed);
  * rounds are bounded by maxPasses instead, and the solve's wall time is measured outside the
- * report (perf.json).
+ * report (perf.json). RTTs: the modelled ones when given (what RTT reports from peers would
+ * give the tracker; the real tracker has none yet and uses the optimizer's default).
  */
-import { Chandelier, seededRandom, type LinkSpec, type PeerInput, type RenditionInput } from '../tracker/chandelier/index.js';
+import { seededRandom } from '../tracker/chandelier/index.js';
+import { OptimizerLoop, type Assignment, type OverlayPeer, type RoundFigures } from '../tracker/optimizer/loop.js';
 import type { NatType } from '../tracker/nat.js';
+
+export type { Assignment, RoundFigures };
 
 export interface OptimizerPeerView {
   id: string;
   /** The rendition played (viewers); null for the origin (root of every rendition). */
   rendition: string | null;
-  uploadSlots: number;
+  /** Children it could feed per rendition (the engine's capacity, as reported). */
+  slots: Record<string, number>;
   nat: NatType;
   scope: string;
   bufferMs: number;
@@ -24,55 +30,25 @@ export interface OptimizerPeerView {
   parent: string | undefined;
 }
 
-export interface Assignment { child: string; rendition: string; parent: string | null }
-
-export interface RoundFigures {
-  peers: number;
-  moves: number;
-  swaps: number;
-  placed: number;
-  unplaced: number;
-  objectiveBefore: number;
-  objectiveAfter: number;
-  assignments: number;
-}
+/** How long an assignment may take to show in reports before it counts as not honoured (as the tracker plugin). */
+const HONOUR_MS = 10_000;
 
 export class SimOptimizer {
-  private readonly chandelier: Chandelier;
+  private readonly loop: OptimizerLoop;
 
-  constructor(seed: number, maxPasses: number, private readonly rtt: (a: string, b: string) => number) {
-    this.chandelier = new Chandelier({ random: seededRandom(seed), maxPasses });
+  constructor(seed: number, maxPasses: number, periodMs: number, private readonly rtt?: (a: string, b: string) => number) {
+    this.loop = new OptimizerLoop({ random: seededRandom(seed), maxPasses }, { honourRounds: Math.max(1, Math.ceil(HONOUR_MS / periodMs)) });
   }
 
   round(origin: OptimizerPeerView, viewers: readonly OptimizerPeerView[], renditions: readonly string[]): { assignments: Assignment[]; figures: RoundFigures } {
-    const inputs: RenditionInput[] = [];
-    for (const r of renditions) {
-      const watchers = viewers.filter((v) => v.rendition === r);
-      if (watchers.length === 0) continue;
-      const ids = new Set(watchers.map((v) => v.id));
-      ids.add(origin.id);
-      const peers: PeerInput[] = [origin, ...watchers].map((v) => ({
-        id: v.id, kind: v === origin ? 'origin' : 'browser', uploadSlots: v.uploadSlots, natType: v.nat,
-        scope: v.scope, bufferHealthMs: v.bufferMs, trust: 1, online: true,
-      }));
-      const currentLinks: LinkSpec[] = [];
-      for (const v of watchers) if (v.parent !== undefined && ids.has(v.parent)) currentLinks.push({ parent: v.parent, child: v.id });
-      inputs.push({ rendition: r, originId: origin.id, peers, currentLinks });
-    }
-    const res = this.chandelier.round({ renditions: inputs, rtt: this.rtt });
-    const assignments: Assignment[] = [];
-    const figures: RoundFigures = { peers: 0, moves: res.moves, swaps: res.swaps, placed: res.placed, unplaced: 0, objectiveBefore: 0, objectiveAfter: 0, assignments: 0 };
-    for (const rr of res.renditions) {
-      figures.peers += rr.peers;
-      figures.unplaced += rr.unplaced.length;
-      figures.objectiveBefore += rr.objectiveBefore;
-      figures.objectiveAfter += rr.objectiveAfter;
-      const newParent = new Map<string, string>();
-      for (const l of rr.added) newParent.set(l.child, l.parent);
-      for (const [child, parent] of newParent) assignments.push({ child, rendition: rr.rendition, parent });
-      for (const child of rr.unplaced) assignments.push({ child, rendition: rr.rendition, parent: null });
-    }
-    figures.assignments = assignments.length;
-    return { assignments, figures };
+    const overlay: OverlayPeer[] = [
+      { peerId: origin.id, kind: 'origin', nat: origin.nat, scope: origin.scope, parents: {}, slots: origin.slots },
+      ...viewers.map((v): OverlayPeer => ({
+        peerId: v.id, kind: 'browser', nat: v.nat, scope: v.scope, rendition: v.rendition ?? undefined,
+        parents: v.parent !== undefined && v.rendition ? { [v.rendition]: v.parent } : {},
+        slots: v.slots, bufferMs: v.bufferMs,
+      })),
+    ];
+    return this.loop.run(overlay, renditions, this.rtt);
   }
 }

@@ -158,7 +158,7 @@ export interface WorldResult {
   medians: { uploadKbps: number; oneWayMs: number };
   events: number;
   /** Variant chandelier: per-round figures summed (deterministic), null otherwise. */
-  optimizer: { rounds: number; moves: number; swaps: number; placed: number; assignments: number; unplacedMean: number } | null;
+  optimizer: { rounds: number; moves: number; swaps: number; placed: number; assignments: number; unhonoured: number; unplacedMean: number } | null;
 }
 
 export interface Progress { t: number; online: number; watching: number; offload: number | null; events: number }
@@ -263,11 +263,11 @@ export class World {
       }
     }
     if (this.variant === 'chandelier') {
-      this.optimizer = new SimOptimizer(mixSeed(sc.seed, 5), sc.optimizer.maxPasses, (a, b) => {
+      const period = sc.optimizer.periodMs;
+      this.optimizer = new SimOptimizer(mixSeed(sc.seed, 5), sc.optimizer.maxPasses, period, (a, b) => {
         const x = this.byId.get(a)?.node, y = this.byId.get(b)?.node;
         return x && y ? 2 * this.net.oneWay(x, y) : 200;
       });
-      const period = sc.optimizer.periodMs;
       const tick = () => { this.optimizerRound(); this.q.at(this.now + period, tick); };
       this.q.at(period, tick);
     }
@@ -656,9 +656,10 @@ export class World {
     if (!this.optimizer || this.outage) return;
     const view = (p: SimPeer, rendition: string | null): OptimizerPeerView => {
       const l = p.engine.links();
-      const r = rendition ?? this.renditions[0].name;
+      const slots: Record<string, number> = {};
+      for (const r of this.renditions) slots[r.name] = l.capacity[r.name] ?? 0;
       return {
-        id: p.id, rendition, uploadSlots: l.capacity[r] ?? 0, nat: p.node.nat,
+        id: p.id, rendition, slots, nat: p.node.nat,
         scope: `${p.node.region}/${p.node.isp}`,
         bufferMs: p.started ? Math.max(0, p.bufEnd - p.playhead) : 0,
         parent: rendition ? l.parents[rendition] : undefined,
@@ -676,7 +677,7 @@ export class World {
     this.optimizerWallMs.push(performance.now() - wall);
     this.optRounds.push(figures);
     for (const a of assignments) {
-      const child = this.byId.get(a.child);
+      const child = this.byId.get(a.peerId);
       if (!child) continue;
       this.q.at(this.now + this.net.oneWay(this.trackerPlace, child.node), () => {
         if (!child.alive || !this.trackerReachable(child)) return;
@@ -1047,7 +1048,8 @@ export class World {
     return {
       optimizer: this.optimizer ? {
         rounds: rounds.length, moves: total((r) => r.moves), swaps: total((r) => r.swaps), placed: total((r) => r.placed),
-        assignments: total((r) => r.assignments), unplacedMean: rounds.length ? Math.round((total((r) => r.unplaced) / rounds.length) * 10) / 10 : 0,
+        assignments: total((r) => r.assignments), unhonoured: total((r) => r.unhonoured),
+        unplacedMean: rounds.length ? Math.round((total((r) => r.unplaced) / rounds.length) * 10) / 10 : 0,
       } : null,
       variant: this.variant,
       viewersCreated: this.viewerCount,

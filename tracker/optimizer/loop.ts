@@ -16,7 +16,7 @@
  * would send the child elsewhere before it could follow). Such pending assignments are re-sent
  * each round (idempotent at the engine; a lost message costs one round).
  */
-import { Chandelier, type LinkSpec, type OptimizeOptions, type PeerInput, type RenditionInput } from '../chandelier/index.js';
+import { Chandelier, type LinkSpec, type OptimizeOptions, type PeerInput, type RenditionInput, type RttInput } from '../chandelier/index.js';
 import { toNatType } from '../nat.js';
 import type { PeerKind } from '../../peer/core/types.js';
 
@@ -95,7 +95,7 @@ export class OptimizerLoop {
   }
 
   /** One round over a channel's overlay. `renditions`: the channel's renditions (from its peers' reports if omitted). */
-  run(peers: readonly OverlayPeer[], renditions?: readonly string[]): { assignments: Assignment[]; figures: RoundFigures } {
+  run(peers: readonly OverlayPeer[], renditions?: readonly string[], rtt?: RttInput): { assignments: Assignment[]; figures: RoundFigures } {
     this.round++;
     const byId = new Map(peers.map((p) => [p.peerId, p]));
     const origin = peers.find((p) => p.kind === 'origin');
@@ -126,7 +126,7 @@ export class OptimizerLoop {
       inputs.push({ rendition: r, originId: origin.peerId, peers: input, currentLinks });
     }
     if (inputs.length === 0) return { assignments: [], figures };
-    const res = this.chandelier.round({ renditions: inputs });
+    const res = this.chandelier.round({ renditions: inputs, ...(rtt ? { rtt } : {}) });
     figures.solveMs = res.solveMs;
     figures.budgetExhausted = res.budgetExhausted;
     figures.moves = res.moves;
