@@ -12,7 +12,7 @@
  * give the tracker; the real tracker has none yet and uses the optimizer's default).
  */
 import { seededRandom } from '../tracker/chandelier/index.js';
-import { OptimizerLoop, type Assignment, type OverlayPeer, type RoundFigures } from '../tracker/optimizer/loop.js';
+import { HONOUR_WINDOW_MS, OptimizerLoop, type Assignment, type OverlayPeer, type RoundFigures } from '../tracker/optimizer/loop.js';
 import type { NatType } from '../tracker/nat.js';
 
 export type { Assignment, RoundFigures };
@@ -30,14 +30,12 @@ export interface OptimizerPeerView {
   parent: string | undefined;
 }
 
-/** How long an assignment may take to show in reports before it counts as not honoured (as the tracker plugin). */
-const HONOUR_MS = 10_000;
 
 export class SimOptimizer {
   private readonly loop: OptimizerLoop;
 
   constructor(seed: number, maxPasses: number, periodMs: number, private readonly rtt?: (a: string, b: string) => number) {
-    this.loop = new OptimizerLoop({ random: seededRandom(seed), maxPasses }, { honourRounds: Math.max(1, Math.ceil(HONOUR_MS / periodMs)) });
+    this.loop = new OptimizerLoop({ random: seededRandom(seed), maxPasses }, { honourRounds: Math.max(1, Math.ceil(HONOUR_WINDOW_MS / periodMs)) });
   }
 
   round(origin: OptimizerPeerView, viewers: readonly OptimizerPeerView[], renditions: readonly string[]): { assignments: Assignment[]; figures: RoundFigures } {

@@ -19,7 +19,7 @@ import type { OptimizerMetrics } from '../metrics.js';
 import type { PeerConn, TrackerContext } from '../context.js';
 import type { Registry } from '../registry.js';
 import type { FeedEvent } from '../stats/types.js';
-import { OptimizerLoop, type Assignment, type RoundFigures } from '../optimizer/loop.js';
+import { HONOUR_WINDOW_MS, OptimizerLoop, type Assignment, type RoundFigures } from '../optimizer/loop.js';
 import { buildOverlay, type MemberReport } from '../optimizer/overlay.js';
 import type { TrackerStore } from '../store/types.js';
 
@@ -42,12 +42,7 @@ export const OPTIMIZER_DEFAULTS: OptimizerSettings & { churnDelayMs: number; chu
   churnGapMs: 1000,
 };
 
-/**
- * Time a peer gets to show an assignment in its reports before it counts as not honoured (and
- * the parent's trust drops): a report period (5 s by default), connecting to the parent and the
- * slot grant (a few seconds), with margin. In rounds: honourRounds of the loop.
- */
-export const HONOUR_WINDOW_MS = 10_000;
+export { HONOUR_WINDOW_MS };
 
 /** Checks user-given settings (CLI, embedding); throws RangeError on nonsense. */
 export function resolveOptimizerSettings(o: Partial<OptimizerSettings> = {}): OptimizerSettings {
