@@ -54,7 +54,9 @@ describe('VoD after a broadcast', () => {
     run.stdout!.on('data', (d) => { out += String(d); });
     run.stderr!.on('data', (d) => { out += String(d); });
     await waitFor('the broadcast to go live', async () => (await channelState(p.base, CH))?.state === 'live', 30_000);
-    expect(out).toMatch(new RegExp(`Watch: .*watch\\.html\\?channel=${CH}`));
+    // the CLI prints its watch URL once it sees the channel live itself: a moment after the origin
+    const watchLine = new RegExp(`Watch: .*watch\\.html\\?channel=${CH}`);
+    await waitFor('the CLI to print the watch URL', async () => watchLine.test(out), 15_000);
     const code = await Promise.race([new Promise((r) => run.once('exit', r)), sleep(90_000).then(() => 'still running')]);
     expect(code, out).toBe(0);
     const ended = await waitFor('the end', async () => {
