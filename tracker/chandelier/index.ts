@@ -3,7 +3,7 @@
  * renditions. Pure: plain data in, plain data out; time and randomness are injected.
  *
  *   const plan = optimize({ renditions: [{ rendition: '360p', originId, peers, currentLinks }] },
- *                         { now: () => performance.now(), budgetMs: 50 });
+ *                         { now: monotonicMs, budgetMs: 50 });   // the caller injects its clock
  *   plan.renditions[0].added / .removed  -> what to tell the peers
  *
  * `Chandelier` keeps the last plan per rendition and warm-starts the next round from it when a
