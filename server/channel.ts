@@ -21,7 +21,7 @@ import {
 } from './ffmpeg.js';
 import type { HttpChannel } from './http.js';
 import type { OriginMetrics, RootPeerFigures } from './metrics.js';
-import { AAC_LC_CODEC, avcCodecFromInit, DEFAULT_VIDEO_CODEC, masterPlaylist, mediaPlaylist } from './playlist.js';
+import { AAC_LC_CODEC, avcCodecFromInit, contiguousTail, DEFAULT_VIDEO_CODEC, masterPlaylist, mediaPlaylist } from './playlist.js';
 import { Recording } from './recording.js';
 import { SegmentWindow } from './segment-window.js';
 import { loadOrCreateSigner, type ChannelSigner } from './signer.js';
@@ -96,8 +96,22 @@ export interface PublishOptions {
   onClosed?: (reason: 'replaced' | 'ended' | 'stopped') => void;
 }
 
-/** Segment numbers continue across restarts: start at the slot of the wall clock since 2024. */
+/** Segment numbers continue across process restarts: start at the slot of the wall clock since 2024. */
 const SEQ_EPOCH = Date.UTC(2024, 0, 1);
+
+/**
+ * The first segment number of an encoder (re)start. Within one process it is always the next
+ * number: HLS numbers a playlist's segments implicitly (EXT-X-MEDIA-SEQUENCE + position), so a
+ * gap (e.g. a publisher away for 9 s, an encoder restarted after a crash) would make players
+ * number the same segment differently from one playlist reload to the next, and hls.js would
+ * then place segments seconds away from their media (a viewer stuck before the end of a
+ * recording). Only a fresh process starts from the wall clock, above anything an earlier run
+ * of the origin published (so peers never hold an older segment under a reused number).
+ */
+export function nextStartNumber(lastSeq: number | null, nowMs: number, segmentDurationS: number): number {
+  if (lastSeq !== null) return lastSeq + 1;
+  return Math.floor((nowMs - SEQ_EPOCH) / (segmentDurationS * 1000));
+}
 
 export class Channel {
   readonly name: string;
@@ -281,7 +295,9 @@ export class Channel {
         vod: true,
       });
     }
-    const segs = this.window.latest(rendition, this.o.liveWindowSegments);
+    // Only the run of consecutive numbers at the live edge: a gap cannot be said in HLS (see
+    // nextStartNumber; a rendition whose encoder died mid-segment may still have one).
+    const segs = contiguousTail(this.window.latest(rendition, this.o.liveWindowSegments), (s) => s.ref.seq);
     if (!segs.length) return null;
     return mediaPlaylist({
       segments: segs.map((s) => ({ seq: s.ref.seq, durationMs: s.manifest.durationMs, createdAt: s.manifest.createdAt, discontinuity: s.discontinuity })),
@@ -352,9 +368,7 @@ export class Channel {
       log: this.log.child({ component: 'ffmpeg', kind: p.kind }),
       prepare: () => prepareOutputDirs(this.outDir, this.o.ladder.length),
       args: () => {
-        const last = this.watcher.lastSeq();
-        const clockSeq = Math.floor((Date.now() - SEQ_EPOCH) / (this.o.segmentDuration * 1000));
-        const startNumber = Math.max(clockSeq, last === null ? 0 : last + 1);
+        const startNumber = nextStartNumber(this.watcher.lastSeq(), Date.now(), this.o.segmentDuration);
         return buildFfmpegArgs({
           ladder: this.o.ladder, source, sourceHasAudio, outDir: this.outDir, segmentDuration: this.o.segmentDuration, fps: this.o.fps,
           preset: this.o.preset, startNumber, listSize: Math.max(6, this.o.liveWindowSegments + 4),

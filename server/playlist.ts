@@ -29,6 +29,16 @@ export interface MediaPlaylistOptions {
   vod?: boolean;
 }
 
+/**
+ * The newest run of consecutive segment numbers of an ascending list: what a live playlist can
+ * list, since HLS numbers segments by position (EXT-X-MEDIA-SEQUENCE + index), not by name.
+ */
+export function contiguousTail<T>(segs: T[], seqOf: (s: T) => number): T[] {
+  let start = segs.length - 1;
+  while (start > 0 && seqOf(segs[start - 1]) === seqOf(segs[start]) - 1) start--;
+  return start <= 0 ? segs : segs.slice(start);
+}
+
 export function mediaPlaylist(o: MediaPlaylistOptions): string {
   const segs = o.segments;
   const maxDur = segs.reduce((m, s) => Math.max(m, s.durationMs), 0) / 1000;

@@ -500,13 +500,37 @@ class BrowserLink implements Link {
   private handler: ((frame: Uint8Array) => void) | null = null;
   private queue: Uint8Array[] = [];
   private isClosed = false;
+  private lowHandler: (() => void) | null = null;
   onClose: (() => void) | null = null;
 
   constructor(
     readonly remoteId: string,
     private readonly dc: RTCDataChannel,
     private readonly closeConnection: () => void,
-  ) {}
+  ) {
+    // The event is queued as a task: the engine's refill never runs inside its own send().
+    dc.addEventListener('bufferedamountlow', () => {
+      if (!this.isClosed) this.lowHandler?.();
+    });
+  }
+
+  /** Link.lowThreshold: the data channel's bufferedAmountLowThreshold. */
+  get lowThreshold(): number {
+    return this.dc.bufferedAmountLowThreshold;
+  }
+
+  set lowThreshold(v: number) {
+    this.dc.bufferedAmountLowThreshold = Math.max(0, Math.floor(v));
+  }
+
+  /** Link.onLow: called when bufferedAmount falls to lowThreshold. */
+  get onLow(): (() => void) | null {
+    return this.lowHandler;
+  }
+
+  set onLow(h: (() => void) | null) {
+    this.lowHandler = h;
+  }
 
   get bufferedAmount(): number {
     return this.dc.bufferedAmount;

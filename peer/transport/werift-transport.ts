@@ -109,6 +109,11 @@ interface IceConnectionInternals {
 }
 interface SctpInternals {
   setHeartbeatInterval?: (s: number) => void;
+  rto?: number;
+  cwnd?: number;
+  flightSize?: number;
+  sentQueue?: unknown[];
+  state?: unknown;
   timer3Handle?: unknown;
   timer3Cancel?: () => void;
   timer3Expired?: () => void;
@@ -337,7 +342,7 @@ class WeriftConnector implements PeerConnector {
     if (this.state !== 'connecting' || this.dc.readyState !== 'open') return;
     this.state = 'open';
     this.clearTimer();
-    this.link = new WeriftLink(this.remoteId, this.dc, () => this.close());
+    this.link = new WeriftLink(this.remoteId, this.dc, () => this.close(), () => this.diagnostics());
     this.link.connection = selectedPairInfo(this.pc);
     this.restarter = new IceRestarter(this.restartCfg, this.o.initiator, {
       restart: (attempt) => this.sendRestartOffer(attempt),
@@ -420,6 +425,20 @@ class WeriftConnector implements PeerConnector {
         },
       );
     }
+  }
+
+  /** What the connection's lower layers are doing (for a test or an operator asking why a link is silent). */
+  private diagnostics(): Record<string, unknown> {
+    const sctp = sctpOf(this.pc);
+    return {
+      connectionState: this.pc.connectionState,
+      iceConnectionState: this.pc.iceConnectionState,
+      msSinceReceived: Math.round(performance.now() - this.activity.lastRecvAt),
+      bufferedAmount: this.dc.bufferedAmount,
+      sctp: sctp
+        ? { state: sctp.state, rtoS: sctp.rto, cwnd: sctp.cwnd, flightSize: sctp.flightSize, sentQueue: sctp.sentQueue?.length, t3Armed: Boolean(sctp.timer3Handle) }
+        : null,
+    };
   }
 
   /** Connected again (after a restart, ours or the remote's): refresh what depends on the pair. */
@@ -688,13 +707,46 @@ class WeriftLink implements Link {
   private handler: ((frame: Uint8Array) => void) | null = null;
   private queue: Uint8Array[] = [];
   private isClosed = false;
+  private lowHandler: (() => void) | null = null;
+  private lowPending = false;
   onClose: (() => void) | null = null;
 
   constructor(
     readonly remoteId: string,
     private readonly dc: RTCDataChannel,
     private readonly closeConnection: () => void,
-  ) {}
+    /** The connection's SCTP/ICE state, for diagnosing a silent link. */
+    readonly diagnostics: () => Record<string, unknown>,
+  ) {
+    // werift signals the crossing from inside SCTP's transmit path, which a send() may be on:
+    // the engine's refill runs on its own turn, once per burst of crossings.
+    dc.bufferedAmountLow.subscribe(() => {
+      if (this.lowPending || !this.lowHandler) return;
+      this.lowPending = true;
+      setImmediate(() => {
+        this.lowPending = false;
+        if (!this.isClosed) this.lowHandler?.();
+      });
+    });
+  }
+
+  /** Link.lowThreshold: the data channel's bufferedAmountLowThreshold. */
+  get lowThreshold(): number {
+    return this.dc.bufferedAmountLowThreshold;
+  }
+
+  set lowThreshold(v: number) {
+    this.dc.bufferedAmountLowThreshold = Math.max(0, Math.floor(v));
+  }
+
+  /** Link.onLow: called (on a later turn) when bufferedAmount falls to lowThreshold. */
+  get onLow(): (() => void) | null {
+    return this.lowHandler;
+  }
+
+  set onLow(h: (() => void) | null) {
+    this.lowHandler = h;
+  }
 
   get bufferedAmount(): number {
     return this.dc.bufferedAmount;

@@ -14,6 +14,7 @@ import { readClockLatency } from '../../player/src/broadcast/clock-code.js';
 import {
   channelState, currentTime, launchMediaChromium, openWatchPage, sleep, startBroadcastPlatform, waitFor, type BroadcastPlatform,
 } from './broadcast-platform.js';
+import { waitForEnded } from './chromium.js';
 
 const KEY = 'page-test-key-0123456789';
 const CH = 'studio';
@@ -117,7 +118,7 @@ describe('broadcaster page in Chromium', () => {
     await studio.click('#stop-btn');
     await waitFor('the channel to end', async () => (await channelState(p.base, CH))?.state === 'ended', 20_000);
     for (const pg of [viewer, joiner!]) {
-      await pg.waitForFunction(() => document.querySelector('video')?.ended === true, undefined, { timeout: 60_000 });
+      await waitForEnded(pg, 60_000, 'broadcast viewer');
     }
     expect(await studio.evaluate(() => window.starlingBroadcast!.state())).toBe('idle');
   });

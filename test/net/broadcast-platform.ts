@@ -101,3 +101,69 @@ export async function watchFor(page: Page, seconds: number, sampleMs = 200): Pro
   }
   return { advanced: last - start, longestFreezeMs: longest };
 }
+
+/**
+ * For a failure message: each segment of a channel's rendition as ffprobe sees it (first and
+ * last packet time per stream), so a stuck player can be matched with what the origin wrote
+ * (a segment whose video stops short of its audio, timestamps that jump at a discontinuity).
+ */
+export async function describeRecording(base: string, channel: string, rendition: string): Promise<string> {
+  const { spawnSync } = await import('node:child_process');
+  const { writeFileSync } = await import('node:fs');
+  const url = `${base}/live/${channel}/${rendition}/`;
+  const text = await (await fetch(`${url}index.m3u8`)).text();
+  // Each segment with the EXT-X-MAP in force for it (a reconnect may bring a new init segment).
+  const segments: Array<{ uri: string; map: string | null; durationSec: number; discontinuity: boolean }> = [];
+  let map: string | null = null;
+  let dur = 0;
+  let disc = false;
+  for (const line of text.split('\n')) {
+    const m = /^#EXT-X-MAP:URI="([^"]+)"/.exec(line);
+    if (m) map = m[1];
+    else if (line.startsWith('#EXTINF:')) dur = parseFloat(line.slice(8));
+    else if (line.startsWith('#EXT-X-DISCONTINUITY') && !line.startsWith('#EXT-X-DISCONTINUITY-')) disc = true;
+    else if (line && !line.startsWith('#')) {
+      segments.push({ uri: line, map, durationSec: dur, discontinuity: disc });
+      disc = false;
+    }
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'starling-probe-'));
+  try {
+    const inits = new Map<string, Uint8Array>();
+    const lines: string[] = [];
+    for (const s of segments) {
+      if (s.map && !inits.has(s.map)) inits.set(s.map, new Uint8Array(await (await fetch(url + s.map)).arrayBuffer()));
+      const init = s.map ? inits.get(s.map)! : new Uint8Array(0);
+      const seg = new Uint8Array(await (await fetch(url + s.uri)).arrayBuffer());
+      const file = join(dir, 'seg.mp4');
+      writeFileSync(file, Buffer.concat([init, seg]));
+      const probe = spawnSync('ffprobe', ['-v', 'error', '-show_entries', 'packet=stream_index,pts_time,duration_time', '-of', 'csv=p=0', file], { encoding: 'utf8' });
+      const span = new Map<string, { first: number; last: number; n: number }>();
+      for (const row of probe.stdout.split('\n')) {
+        const [stream, pts, dur] = row.split(',');
+        const t = Number(pts);
+        if (stream === undefined || !Number.isFinite(t)) continue;
+        const end = t + (Number(dur) || 0);
+        const sp = span.get(stream) ?? { first: t, last: end, n: 0 };
+        sp.first = Math.min(sp.first, t);
+        sp.last = Math.max(sp.last, end);
+        sp.n++;
+        span.set(stream, sp);
+      }
+      const streams = [...span].map(([k, v]) => `#${k} ${v.first.toFixed(2)}-${v.last.toFixed(2)} (${v.n})`).join(', ');
+      lines.push(`${s.uri}${s.discontinuity ? ' [discontinuity]' : ''} (init ${s.map}) ${s.durationSec.toFixed(2)} s: ${streams || probe.stderr.trim().slice(0, 200)}`);
+    }
+    return `${rendition}${text.includes('#EXT-X-ENDLIST') ? ' (ended)' : ''}:\n  ${lines.join('\n  ')}`;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** For a failure message: the fragments hls.js holds for the playing level (sn, start, duration, discontinuity counter). */
+export function hlsFragments(page: Page): Promise<string> {
+  return page.evaluate(() => {
+    const hls = (window as unknown as { starling?: { hls?: { latestLevelDetails?: { fragments: Array<{ sn: number | string; start: number; duration: number; cc: number }> } } } }).starling?.hls;
+    const frags = hls?.latestLevelDetails?.fragments ?? [];
+    return frags.map((f) => `${f.sn}@${f.start.toFixed(2)}+${f.duration.toFixed(2)} cc${f.cc}`).join(' ');
+  });
+}

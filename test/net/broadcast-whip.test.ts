@@ -10,8 +10,9 @@ import type { Browser } from 'playwright-core';
 import { parseMediaPlaylist } from '../../server/playlist.js';
 import { publishWhip, whipPost, WhipError, type WhipPublisher } from '../../server/whip-client.js';
 import {
-  channelState, launchMediaChromium, openWatchPage, startBroadcastPlatform, waitFor, watchFor, type BroadcastPlatform,
+  channelState, describeRecording, hlsFragments, launchMediaChromium, openWatchPage, startBroadcastPlatform, waitFor, watchFor, type BroadcastPlatform,
 } from './broadcast-platform.js';
+import { waitForEnded } from './chromium.js';
 
 const KEY = 'whip-test-key-0123456789';
 const CH = 'whiptest';
@@ -70,6 +71,8 @@ describe('WHIP ingest (werift publisher)', () => {
     }, 40_000);
     const pl = parseMediaPlaylist(await (await fetch(`${p.base}/live/${CH}/360p/index.m3u8`)).text());
     expect(pl.endList).toBe(false);
+    // Numbering goes on across the reconnect: HLS numbers segments by position, so the names must agree.
+    expect(pl.segments.map((s) => s.uri)).toEqual(pl.segments.map((s, i) => `seg_${pl.mediaSequence + i}.m4s`));
     const second = await watchFor(viewer, 12);
     console.log(`[whip] after the reconnect the viewer advanced ${second.advanced.toFixed(1)} s in 12 s, longest freeze ${second.longestFreezeMs} ms`);
     expect(second.advanced).toBeGreaterThan(4);
@@ -92,11 +95,14 @@ describe('WHIP ingest (werift publisher)', () => {
     const vod = parseMediaPlaylist(await (await fetch(`${p.base}/live/${CH}/360p/index.m3u8`)).text());
     expect(vod.endList).toBe(true);
     expect(vod.segments.some((s) => s.discontinuity)).toBe(true);
-    console.log(`[whip] VoD recording: ${vod.segments.length} segments`);
-    await viewer.waitForFunction(() => {
-      const v = document.querySelector('video');
-      return v !== null && v.ended;
-    }, undefined, { timeout: 60_000 });
+    expect(vod.segments.map((s) => s.uri)).toEqual(vod.segments.map((s, i) => `seg_${vod.mediaSequence + i}.m4s`));
+    console.log(`[whip] VoD recording: ${vod.segments.length} segments; ${await describeRecording(p.base, CH, '360p')}`);
+    await waitForEnded(viewer, 60_000, 'whip viewer').catch(async (e: unknown) => {
+      // Say what the player held and what the origin wrote, segment by segment.
+      const frags = await hlsFragments(viewer).catch((x: unknown) => String(x));
+      const rec = await describeRecording(p.base, CH, '360p').catch((x: unknown) => String(x));
+      throw new Error(`${e instanceof Error ? e.message : String(e)}\nhls.js fragments: ${frags}\nrecording ${rec}`);
+    });
     expect(await viewer.evaluate(() => (window as any).starling.hls.latestLevelDetails.live)).toBe(false);
     expect((await channelState(p.base, 'demo'))!.state).toBe('live');
     // A fresh POST after the end would start a new broadcast; a wrong key still gets nothing.

@@ -12,6 +12,7 @@ import type { Browser } from 'playwright-core';
 import { findFfmpeg } from '../../server/ffmpeg.js';
 import { parsePublishTarget } from '../../server/rtmp.js';
 import { channelState, launchMediaChromium, openWatchPage, startBroadcastPlatform, waitFor, watchFor, type BroadcastPlatform } from './broadcast-platform.js';
+import { waitForEnded } from './chromium.js';
 
 const KEY = 'rtmp-test-key-0123456789';
 const CH = 'rtmptest';
@@ -75,7 +76,7 @@ describe('RTMP ingest', () => {
       expect(w.advanced).toBeGreaterThan(4);
       expect(await good.done).toBe(0);
       await waitFor('the end of the broadcast', async () => (await channelState(p.base, CH))?.state === 'ended', 20_000);
-      await viewer.waitForFunction(() => document.querySelector('video')?.ended === true, undefined, { timeout: 60_000 });
+      await waitForEnded(viewer, 60_000, 'rtmp viewer');
       console.log(`[rtmp] viewer reached the end at ${(await viewer.evaluate(() => document.querySelector('video')!.currentTime)).toFixed(1)} s`);
     } finally {
       good.kill();

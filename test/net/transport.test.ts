@@ -155,12 +155,27 @@ describe.skipIf(!inNetns)('werift transport (inside the network namespace)', () 
     let aClosed = 0;
     la.onClose = () => aClosed++;
 
+    // The sender refills on bufferedamountlow (Link.onLow), as the engine does.
+    let lows = 0;
+    let wake: (() => void) | null = null;
+    la.lowThreshold = 256 * 1024;
+    la.onLow = () => {
+      lows++;
+      wake?.();
+    };
     const t1 = performance.now();
     for (let i = 0; i < COUNT; i++) {
-      while (la.bufferedAmount > 1024 * 1024) await new Promise((r) => setTimeout(r, 5));
+      if (la.bufferedAmount > 1024 * 1024) {
+        await new Promise<void>((resolve, reject) => {
+          const t = setTimeout(() => reject(new Error(`no onLow within 10 s (bufferedAmount ${la.bufferedAmount})`)), 10_000);
+          wake = () => (clearTimeout(t), (wake = null), resolve());
+        });
+      }
       la.send(pattern(i, FRAME));
     }
     await done;
+    expect(lows, 'onLow calls').toBeGreaterThan(0);
+    expect(la.bufferedAmount).toBeLessThanOrEqual(la.lowThreshold!);
     const ms = performance.now() - t1;
     console.log(`[transport] 2 MiB in ${ms.toFixed(0)} ms (${(2 / (ms / 1000)).toFixed(1)} MiB/s)`);
     for (let i = 0; i < COUNT; i++) expect(Buffer.compare(received[i], pattern(i, FRAME))).toBe(0);

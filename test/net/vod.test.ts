@@ -12,6 +12,7 @@ import type { Browser } from 'playwright-core';
 import { findFfmpeg } from '../../server/ffmpeg.js';
 import { parseMediaPlaylist } from '../../server/playlist.js';
 import { channelState, currentTime, launchMediaChromium, openWatchPage, sleep, startBroadcastPlatform, waitFor, type BroadcastPlatform } from './broadcast-platform.js';
+import { waitForEnded } from './chromium.js';
 
 const KEY = 'vod-test-key-0123456789';
 const CH = 'vodtest';
@@ -82,7 +83,7 @@ describe('VoD after a broadcast', () => {
     await a.evaluate((t) => { document.querySelector('video')!.currentTime = t; }, duration / 2);
     await a.waitForFunction((t) => document.querySelector('video')!.currentTime > t + 1, duration / 2, { timeout: 30_000 });
     await a.evaluate((t) => { document.querySelector('video')!.currentTime = t; }, duration - 3);
-    await a.waitForFunction(() => document.querySelector('video')!.ended, undefined, { timeout: 30_000 });
+    await waitForEnded(a, 30_000, 'vod viewer A');
 
     // Second viewer of the same recording: pieces come from the first.
     const b = await openWatchPage(browser, p.base, CH, 'vod-b');
@@ -93,6 +94,6 @@ describe('VoD after a broadcast', () => {
     console.log(`[vod] viewer A: uploaded ${sa.bytesUploaded} B, http ${sa.bytesFromHttp} B; viewer B: peers ${sb.bytesFromPeers} B, origin peer ${sb.bytesFromOriginPeer} B, http ${sb.bytesFromHttp} B`);
     expect(sb.bytesFromPeers).toBeGreaterThan(0);
     expect(sa.badPieces + sb.badPieces).toBe(0);
-    await b.waitForFunction(() => document.querySelector('video')!.ended, undefined, { timeout: 60_000 });
+    await waitForEnded(b, 60_000, 'vod viewer B');
   });
 });

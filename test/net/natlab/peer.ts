@@ -181,6 +181,7 @@ async function main(): Promise<void> {
   let viewer: NodePeer | null = null;
   let natReporterOf: ReturnType<typeof createNatReporter> | null = null;
   const streamLinks: Record<string, unknown> = {};
+  const liveLinks = new Map<string, { diagnostics?: () => Record<string, unknown> }>();
 
   const rl = createInterface({ input: process.stdin });
   rl.on('line', (line) => {
@@ -205,6 +206,7 @@ async function main(): Promise<void> {
               ...o,
               onLink: (link) => {
                 streamLinks[o.remoteId] = connectionInfoOf(link) ?? null;
+                liveLinks.set(o.remoteId, link as { diagnostics?: () => Record<string, unknown> });
                 o.onLink(link);
               },
             }),
@@ -242,7 +244,12 @@ async function main(): Promise<void> {
         }
       } else if (cmd.cmd === 'stats' && viewer) {
         const s = viewer.engine.stats();
-        emit('stats', { reportedNat: natReporterOf?.result()?.type ?? null, links: streamLinks, host: viewer.host.stats(), bytesFromPeers: s.bytesFromPeers, bytesFromHttp: s.bytesFromHttp, peers: s.peers });
+        const diagnostics: Record<string, unknown> = {};
+        for (const [id, l] of liveLinks) diagnostics[id] = l.diagnostics?.() ?? null;
+        emit('stats', {
+          reportedNat: natReporterOf?.result()?.type ?? null, links: streamLinks, host: viewer.host.stats(), bytesFromPeers: s.bytesFromPeers, bytesFromOriginPeer: s.bytesFromOriginPeer, bytesFromHttp: s.bytesFromHttp, peers: s.peers,
+          peerId: viewer.engine.peerId, neighbors: viewer.engine.neighborStats(), diagnostics,
+        });
       } else if (cmd.cmd === 'exit') {
         await viewer?.stop();
         for (const c of conns.values()) c.connector.close();

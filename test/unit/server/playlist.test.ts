@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import {
-  avcCodecFromInit, masterPlaylist, mediaPlaylist, parseMasterPlaylist, parseMediaPlaylist,
+  avcCodecFromInit, contiguousTail, masterPlaylist, mediaPlaylist, parseMasterPlaylist, parseMediaPlaylist,
 } from '../../../server/playlist.js';
+import { nextStartNumber } from '../../../server/channel.js';
 
 describe('media playlist', () => {
   const segs = [10, 11, 12, 13].map((seq) => ({ seq, durationMs: 2000, createdAt: Date.UTC(2025, 0, 1, 0, 0, seq * 2) }));
@@ -43,6 +44,31 @@ describe('media playlist', () => {
     expect(parseMediaPlaylist(full).segments.map((s) => s.uri)).toEqual(['seg_7.m4s', 'seg_8.m4s']);
     expect(parseMediaPlaylist(full.slice(0, -4)).segments.map((s) => s.uri)).toEqual(['seg_7.m4s']);
     expect(parseMediaPlaylist(full).mapUri).toBe('init_0.mp4');
+  });
+});
+
+describe('segment numbering (HLS numbers segments by position)', () => {
+  it('a live playlist lists only the newest run of consecutive numbers', () => {
+    const seq = (n: number) => n;
+    expect(contiguousTail([10, 11, 12], seq)).toEqual([10, 11, 12]);
+    expect(contiguousTail([10, 11, 18, 19, 20], seq)).toEqual([18, 19, 20]);
+    expect(contiguousTail([10, 11, 12, 20], seq)).toEqual([20]);
+    expect(contiguousTail([], seq)).toEqual([]);
+    // What a player reads back: every listed segment's number is MEDIA-SEQUENCE + its position.
+    const listed = contiguousTail([148, 155, 156, 157], seq);
+    const p = parseMediaPlaylist(mediaPlaylist({ segments: listed.map((n) => ({ seq: n, durationMs: 2000 })), segmentDuration: 2 }));
+    expect(p.segments.map((s, i) => `seg_${p.mediaSequence + i}.m4s`)).toEqual(p.segments.map((s) => s.uri));
+  });
+
+  it('an encoder restart within the process continues at the next number, however long it was away', () => {
+    const epoch = Date.UTC(2024, 0, 1);
+    expect(nextStartNumber(null, epoch + 10_000, 2)).toBe(5);
+    expect(nextStartNumber(41, epoch + 10_000, 2)).toBe(42);
+    // A publisher back after 9 s (and after an hour): still the next number, no gap.
+    expect(nextStartNumber(41, epoch + 10_000 + 9_000, 2)).toBe(42);
+    expect(nextStartNumber(41, epoch + 3_600_000, 2)).toBe(42);
+    // A fresh process starts above anything an earlier run could have published.
+    expect(nextStartNumber(null, epoch + 3_600_000, 2)).toBe(1800);
   });
 });
 
