@@ -96,6 +96,8 @@ export class OptimizerMetrics {
   readonly errors: Counter;
   readonly solveSeconds: Histogram;
   readonly objective: Gauge<'channel'>;
+  readonly relays: Gauge<'channel'>;
+  readonly relayMessages: Counter;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -116,5 +118,12 @@ export class OptimizerMetrics {
       labelNames: ['channel'],
       registers,
     });
+    this.relays = new Gauge({
+      name: 'starling_optimizer_relays',
+      help: 'Viewers asked to relay a rendition they do not play (tracker/optimizer/relay.ts), per channel',
+      labelNames: ['channel'],
+      registers,
+    });
+    this.relayMessages = new Counter({ name: 'starling_optimizer_relay_messages_total', help: 'Relay requests sent to peers (a new set, or a release)', registers });
   }
 }

@@ -5,7 +5,7 @@
  */
 import Ajv, { type ValidateFunction } from 'ajv';
 import {
-  REPORT_MAX_BANS, REPORT_MAX_LABEL, REPORT_MAX_LINKS,
+  REPORT_MAX_BANS, REPORT_MAX_LABEL, REPORT_MAX_LINKS, RELAY_MAX_RENDITIONS,
   type ClientMessage, type JoinMessage, type LeaveMessage, type PeersRequest, type ReportMessage, type SignalOut,
 } from '../peer/core/signaling.js';
 import { NAME_PATTERN } from '../peer/core/paths.js';
@@ -170,6 +170,8 @@ export const reportSchema = {
       },
     },
     rendition: { type: 'string', pattern: NAME_PATTERN.source },
+    // Renditions relayed on the optimizer's request: a leader that takes over learns them here.
+    relays: { type: 'array', maxItems: RELAY_MAX_RENDITIONS, items: { type: 'string', pattern: NAME_PATTERN.source } },
     nat: label,
     region: label,
     bans: {

@@ -541,6 +541,10 @@ export class Engine implements EngineApi {
     parents: Record<string, string>; children: Array<{ peerId: string; rendition: string }>; depth: Record<string, number>;
     /** Children we could feed per rendition in all (free + held): the optimizer's upload slots. */
     capacity: Record<string, number>;
+    /** Measured bitrate of the renditions we hold, kbit/s (the tracker sizes relays with it). */
+    bitrateKbps: Record<string, number>;
+    /** Upload left for more children, kbit/s; absent without an upload cap or push. */
+    spareKbps?: number;
   } {
     const depth: Record<string, number> = {};
     const capacity: Record<string, number> = {};
@@ -548,10 +552,13 @@ export class Engine implements EngineApi {
       depth[r] = this.depthOf(r);
       capacity[r] = this.capacityIn(r);
     }
+    const spare = this.pushEnabled ? this.slots.spareKbps() : 0;
     return {
       parents: Object.fromEntries(this.parents),
       children: this.slots.list().map((h) => ({ peerId: h.peerId, rendition: h.rendition })),
       depth, capacity,
+      bitrateKbps: Object.fromEntries(this.bitrate),
+      ...(Number.isFinite(spare) ? { spareKbps: spare } : {}),
     };
   }
 

@@ -96,6 +96,8 @@ export interface ReportMessage {
   region?: string;
   /** Bans since the previous report (at most REPORT_MAX_BANS). */
   bans?: ReportBan[];
+  /** Renditions relayed on the optimizer's request (at most RELAY_MAX_RENDITIONS). */
+  relays?: string[];
 }
 /** Bounds of the optional report members (the tracker's schema enforces them). */
 export const REPORT_MAX_LINKS = 64;
@@ -142,4 +144,16 @@ export interface AssignMessage {
   rendition: string;
   parent: string | null;
 }
-export type TrackerMessage = WelcomeMessage | PeersMessage | SignalIn | ErrorMessage | AssignMessage;
+/**
+ * The optimizer asks this viewer to relay renditions it does not play (tracker/optimizer/relay.ts):
+ * the whole set (empty: relay nothing). Applied with Engine.setRelayRenditions.
+ */
+export interface RelayMessage {
+  type: 'relay';
+  /** The channel it is about (checked against ours when present). */
+  channel?: string;
+  renditions: string[];
+}
+/** Most renditions in one relay request. */
+export const RELAY_MAX_RENDITIONS = 8;
+export type TrackerMessage = WelcomeMessage | PeersMessage | SignalIn | ErrorMessage | AssignMessage | RelayMessage;

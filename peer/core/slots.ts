@@ -136,6 +136,12 @@ export class SlotTable {
     return out;
   }
 
+  /** Upload capacity not held by children, kbit/s (0 when no slot is left; Infinity when uncapped). */
+  spareKbps(): number {
+    if (this.cap.maxSlots - this.holders.size <= 0) return 0;
+    return Math.max(0, this.cap.capacityKbps - this.usedKbps());
+  }
+
   /** Slots a new child of this cost could take without preempting anyone. */
   free(costKbps: number): number {
     const bySlots = this.cap.maxSlots - this.holders.size;

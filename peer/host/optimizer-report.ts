@@ -15,6 +15,10 @@ export interface UploadLinksView {
   children: ReadonlyArray<{ peerId: string; rendition: string }>;
   depth: Record<string, number>;
   capacity: Record<string, number>;
+  /** Measured bitrate per rendition held, kbit/s. */
+  bitrateKbps?: Record<string, number>;
+  /** Upload left for more children, kbit/s (capped peers). */
+  spareKbps?: number;
 }
 
 /** Renditions whose slots/depth go into one report: 2 stats each, of the 64 a report may hold. */
@@ -29,16 +33,22 @@ export function uploadLinksOf(engine: EngineApi): UploadLinksView | null {
 const byte = (v: unknown): number | null =>
   typeof v === 'number' && Number.isFinite(v) ? Math.max(0, Math.min(255, Math.round(v))) : null;
 
-/** `slots.<r>` and `depth.<r>` for up to REPORT_MAX_RENDITION_STATS renditions (sorted, stable). */
+/**
+ * `slots.<r>`, `depth.<r>` and `kbps.<r>` for up to REPORT_MAX_RENDITION_STATS renditions
+ * (sorted, stable), and `spareKbps`: what the optimizer plans trees and relays with.
+ */
 export function renditionStats(view: UploadLinksView): Record<string, number> {
   const out: Record<string, number> = {};
   const names = [...new Set([...Object.keys(view.capacity), ...Object.keys(view.depth)])].sort();
   for (const r of names.slice(0, REPORT_MAX_RENDITION_STATS)) {
     const slots = byte(view.capacity[r]);
     const depth = byte(view.depth[r]);
+    const kbps = view.bitrateKbps?.[r];
     if (slots !== null) out[`slots.${r}`] = slots;
     if (depth !== null) out[`depth.${r}`] = depth;
+    if (typeof kbps === 'number' && Number.isFinite(kbps) && kbps > 0) out[`kbps.${r}`] = Math.round(kbps);
   }
+  if (typeof view.spareKbps === 'number' && Number.isFinite(view.spareKbps) && view.spareKbps >= 0) out.spareKbps = Math.round(view.spareKbps);
   return out;
 }
 

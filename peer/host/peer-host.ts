@@ -103,6 +103,8 @@ export interface PeerHostStatsDetail extends PeerHostStats {
   /** Optimizer assignments handed to the engine, and connections opened to an assigned parent. */
   assignments: number;
   assignConnects: number;
+  /** Renditions relayed on the optimizer's request (besides the one played). */
+  relaying: string[];
   knownPeers: number;
   tracker: SignalingClientStats;
 }
@@ -145,6 +147,8 @@ export class PeerHost {
 
   private readonly conns = new Map<string, Conn>();
   private readonly known = new Map<string, PeerInfo>();
+  /** Renditions relayed on the optimizer's request (the last relay message applied). */
+  private relaying: string[] = [];
   private readonly backoff = new Map<string, Backoff>();
   private iceServers: IceServer[] = [];
   private running = false;
@@ -231,6 +235,7 @@ export class PeerHost {
         onSignal: (from, kind, data) => ((this.trackerHeardAt = this.timers.now()), this.onSignal(from, kind, data)),
         onDisconnected: () => this.log.info({}, 'tracker disconnected; links stay up, reconnecting'),
         onAssign: (rendition, parent) => ((this.trackerHeardAt = this.timers.now()), this.onAssign(rendition, parent)),
+        onRelay: (renditions) => ((this.trackerHeardAt = this.timers.now()), this.onRelay(renditions)),
       },
     );
   }
@@ -312,6 +317,7 @@ export class PeerHost {
       trackerProbeReconnects: this.counters.trackerProbeReconnects,
       assignments: this.counters.assignments,
       assignConnects: this.counters.assignConnects,
+      relaying: [...this.relaying],
       knownPeers: this.known.size,
       tracker: this.client.stats(),
     };
@@ -523,6 +529,22 @@ export class PeerHost {
     this.log.debug({ rendition, parent }, 'connecting to the assigned parent');
   }
 
+  /**
+   * The optimizer asks us to relay renditions we do not play: the engine then takes a parent in
+   * them and offers their slots (the optimizer's assignments place it in their trees).
+   */
+  private onRelay(renditions: string[]): void {
+    if (this.stopped || typeof this.engine.setRelayRenditions !== 'function') return;
+    try {
+      this.engine.setRelayRenditions(renditions);
+      this.relaying = renditions.slice();
+    } catch (err) {
+      this.log.debug({ renditions, err: String(err) }, 'engine.setRelayRenditions threw');
+      return;
+    }
+    this.log.info({ renditions }, renditions.length ? 'relaying on the optimizer\'s request' : 'relaying stopped');
+  }
+
   /** At the engine's maximum: drop its least useful neighbor so an assigned parent fits. */
   private makeRoomFor(peerId: string): void {
     const worst = this.engine.worstNeighbor?.() ?? null;
@@ -713,6 +735,7 @@ export class PeerHost {
       extra.bans = this.pendingBans;
       this.pendingBans = [];
     }
+    if (this.relaying.length > 0) extra.relays = this.relaying.slice();
     if (this.extraReport) {
       try {
         for (const [k, v] of Object.entries(this.extraReport())) {

@@ -20,7 +20,7 @@ import type { Logger, PeerKind } from '../core/types.js';
 import { silentLogger } from '../core/types.js';
 import {
   SIGNAL_BURST, SIGNAL_MAX_BYTES, SIGNAL_RATE_PER_SEC,
-  REPORT_MAX_BANS, REPORT_MAX_LINKS,
+  REPORT_MAX_BANS, REPORT_MAX_LINKS, RELAY_MAX_RENDITIONS,
   type ClientMessage, type IceServer, type PeerInfo, type ReportBan, type ReportLink, type ReportMessage, type SignalData,
   type TrackerMessage, type WelcomeMessage,
 } from '../core/signaling.js';
@@ -166,6 +166,13 @@ export function parseTrackerMessage(raw: unknown): TrackerMessage | null {
       if (m.channel !== undefined && (typeof m.channel !== 'string' || !isValidName(m.channel))) return null;
       return { type: 'assign', rendition: m.rendition, parent: m.parent, ...(m.channel !== undefined ? { channel: m.channel } : {}) };
     }
+    case 'relay': {
+      // A short list of rendition names, nothing else.
+      if (!Array.isArray(m.renditions) || m.renditions.length > RELAY_MAX_RENDITIONS) return null;
+      if (!m.renditions.every((r) => typeof r === 'string' && isValidName(r))) return null;
+      if (m.channel !== undefined && (typeof m.channel !== 'string' || !isValidName(m.channel))) return null;
+      return { type: 'relay', renditions: [...new Set(m.renditions as string[])], ...(m.channel !== undefined ? { channel: m.channel } : {}) };
+    }
     default:
       return null;
   }
@@ -217,6 +224,10 @@ export function sanitizeReport(stats: Record<string, number>, extra: ReportExtra
     msg.links = links;
   }
   if (typeof extra.rendition === 'string' && isValidName(extra.rendition)) msg.rendition = extra.rendition;
+  if (Array.isArray(extra.relays)) {
+    const relays = extra.relays.filter((r) => typeof r === 'string' && isValidName(r)).slice(0, RELAY_MAX_RENDITIONS);
+    if (relays.length > 0) msg.relays = relays;
+  }
   for (const key of ['nat', 'region'] as const) {
     const v = extra[key];
     if (typeof v === 'string' && REPORT_LABEL_RE.test(v)) msg[key] = v;
@@ -242,6 +253,8 @@ export interface SignalingClientHandlers {
   onTrackerError?(reason: string): void;
   /** The optimizer assigned our parent in a rendition (null: withdrawn). Validated. */
   onAssign?(rendition: string, parent: string | null): void;
+  /** The optimizer asks us to relay these renditions (the whole set). Validated. */
+  onRelay?(renditions: string[]): void;
   /** The socket dropped (a reconnect is scheduled unless stopped). */
   onDisconnected?(): void;
 }
@@ -294,6 +307,8 @@ export interface SignalingClientStats {
   failovers: number;
   /** Optimizer assignments received (valid, for our channel); malformed ones count in `malformed`. */
   assigns: number;
+  /** Relay requests received (valid, for our channel). */
+  relays: number;
 }
 
 export class SignalingClient {
@@ -315,7 +330,7 @@ export class SignalingClient {
   private readonly rate: { perSecond: number; burst: number };
   private readonly counters = {
     connects: 0, disconnects: 0, received: 0, malformed: 0, sent: 0,
-    droppedRateLimited: 0, droppedNotConnected: 0, trackerErrors: 0, failovers: 0, assigns: 0,
+    droppedRateLimited: 0, droppedNotConnected: 0, trackerErrors: 0, failovers: 0, assigns: 0, relays: 0,
   };
   private readonly welcomeTimeout: number;
   /** The last welcome (ICE servers, our confirmed peerId). */
@@ -573,6 +588,15 @@ export class SignalingClient {
         if (!this.welcomed) break;
         this.counters.assigns++;
         this.handlers.onAssign?.(msg.rendition, msg.parent);
+        break;
+      case 'relay':
+        if (msg.channel !== undefined && msg.channel !== this.opts.channel) {
+          this.counters.malformed++; // about another channel: not for us
+          break;
+        }
+        if (!this.welcomed) break;
+        this.counters.relays++;
+        this.handlers.onRelay?.(msg.renditions);
         break;
     }
   }

@@ -38,6 +38,12 @@ export interface OverlayPeer {
   bufferMs?: number;
   /** Cumulative stalls (watch page), to notice children stalling under a parent. */
   stalls?: number;
+  /** Upload left after its current children, kbit/s (capped peers only). */
+  spareKbps?: number;
+  /** Measured bitrate per rendition it holds, kbit/s. */
+  kbps?: Record<string, number>;
+  /** Renditions it relays for the channel besides the one it plays (tracker/optimizer/relay.ts). */
+  relays?: readonly string[];
 }
 
 export interface Assignment { peerId: string; rendition: string; parent: string | null }
@@ -119,7 +125,7 @@ export class OptimizerLoop {
     const names = renditions ?? [...new Set(peers.flatMap((p) => (p.rendition ? [p.rendition] : [])))].sort();
     const inputs: RenditionInput[] = [];
     for (const r of names) {
-      const members = peers.filter((p) => p.kind !== 'browser' || p.rendition === r);
+      const members = peers.filter((p) => p.kind !== 'browser' || p.rendition === r || p.relays?.includes(r));
       if (!members.some((p) => p.kind !== 'origin')) continue;
       const ids = new Set(members.map((p) => p.peerId));
       const input: PeerInput[] = members.map((p) => ({

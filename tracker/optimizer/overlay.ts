@@ -6,7 +6,8 @@
  *
  * What is read (docs/stats-api.md, "Optimizer inputs"):
  * - `stats["slots.<r>"]` (upload slots in rendition r, integer 0..255), `stats["depth.<r>"]`
- *   (hops from the origin, 255 = not fed), `stats.bufferMs`, `stats.stalls` (watch page);
+ *   (hops from the origin, 255 = not fed), `stats.bufferMs`, `stats.stalls` (watch page),
+ *   `stats["kbps.<r>"]` (measured bitrate) and `stats.spareKbps` (upload left), for relays;
  * - `links[]` with `parent: true` and a `rendition`: the peer's current parent in that rendition;
  * - `rendition` (what a viewer plays), `nat`, `region`, and `net` (the address prefix the tracker
  *   holding the connection saw: the default locality scope).
@@ -20,7 +21,9 @@ import type { OverlayPeer } from './loop.js';
 
 const LINK_PEER_ID_RE = new RegExp(LINK_PEER_ID_PATTERN);
 const LABEL_RE = new RegExp(REPORT_LABEL_PATTERN);
-const STAT_RE = /^(slots|depth)\.([a-z0-9][a-z0-9_-]{0,31})$/;
+const STAT_RE = /^(slots|depth|kbps)\.([a-z0-9][a-z0-9_-]{0,31})$/;
+/** Bounds of a reported bitrate and spare upload (kbit/s): beyond them the value is ignored. */
+const MAX_KBPS = 1_000_000;
 /** A viewer's buffer beyond this is as good as full (and bounds hostile values). */
 const MAX_BUFFER_MS = 600_000;
 /** Scope of peers that report no region and whose address is unknown. */
@@ -70,12 +73,17 @@ export function toOverlayPeer(m: MemberReport): OverlayPeer {
   const r = isObj(m.report) ? m.report : {};
   const stats = isObj(r.stats) ? r.stats : {};
   const slots: Record<string, number> = {};
+  const kbps: Record<string, number> = {};
   const fed = new Set<string>();
   let keys = 0;
   for (const [k, v] of Object.entries(stats)) {
     if (++keys > 256) break; // the schema allows 64; a store entry could hold anything
     const match = STAT_RE.exec(k);
     if (!match) continue;
+    if (match[1] === 'kbps') {
+      if (typeof v === 'number' && Number.isFinite(v) && v > 0 && v <= MAX_KBPS) kbps[match[2]] = v;
+      continue;
+    }
     const n = byteStat(v);
     if (n === undefined) continue;
     if (match[1] === 'slots') slots[match[2]] = n;
@@ -106,6 +114,13 @@ export function toOverlayPeer(m: MemberReport): OverlayPeer {
   if (buffer !== undefined) peer.bufferMs = buffer;
   const stalls = nonNeg(stats.stalls, Number.MAX_SAFE_INTEGER);
   if (stalls !== undefined) peer.stalls = stalls;
+  const spare = nonNeg(stats.spareKbps, MAX_KBPS);
+  if (spare !== undefined) peer.spareKbps = spare;
+  if (Object.keys(kbps).length > 0) peer.kbps = kbps;
+  if (Array.isArray(r.relays)) {
+    const relays = r.relays.slice(0, 8).filter((x): x is string => typeof x === 'string' && isValidName(x));
+    if (relays.length > 0) peer.relays = relays;
+  }
   return peer;
 }
 

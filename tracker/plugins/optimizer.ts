@@ -14,13 +14,14 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { FastifyBaseLogger, FastifyPluginAsync } from 'fastify';
-import type { AssignMessage } from '../../peer/core/signaling.js';
+import type { AssignMessage, RelayMessage } from '../../peer/core/signaling.js';
 import type { OptimizerMetrics } from '../metrics.js';
 import type { PeerConn, TrackerContext } from '../context.js';
 import type { Registry } from '../registry.js';
 import type { FeedEvent } from '../stats/types.js';
 import { HONOUR_WINDOW_MS, OptimizerLoop, type Assignment, type RoundFigures } from '../optimizer/loop.js';
 import { buildOverlay, type MemberReport } from '../optimizer/overlay.js';
+import { RelayPlanner, type RelayChange } from '../optimizer/relay.js';
 import type { TrackerStore } from '../store/types.js';
 
 export interface OptimizerSettings {
@@ -81,12 +82,17 @@ export interface ChannelRound extends RoundFigures {
   /** Assignments delivered to a peer's handle / not (peer gone, congested, socket closed). */
   sent: number;
   undelivered: number;
+  /** Viewers relaying a rendition they do not play after this round, and relay requests sent. */
+  relays: number;
+  relayMessages: number;
 }
 
 export class TrackerOptimizer {
   readonly settings: OptimizerSettings;
   private readonly now: () => number;
   private readonly loops = new Map<string, Pick<OptimizerLoop, 'run'>>();
+  /** Per channel, who relays which rendition (tracker/optimizer/relay.ts). */
+  private readonly planners = new Map<string, RelayPlanner>();
   /** Per channel, the last parent sent per `peer\0rendition` (a withdrawal is sent only after an assignment). */
   private readonly lastSent = new Map<string, Map<string, string | null>>();
   private readonly running = new Set<string>();
@@ -128,6 +134,8 @@ export class TrackerOptimizer {
     for (const c of [...this.loops.keys()]) {
       if (ledSet.has(c)) continue;
       this.loops.delete(c);
+      this.planners.delete(c);
+      this.deps.metrics.relays.remove({ channel: c });
       this.lastSent.delete(c);
       this.lastChurnRound.delete(c);
       this.deps.metrics.objective.remove({ channel: c });
@@ -162,8 +170,22 @@ export class TrackerOptimizer {
       // the lease may have moved while the reports were read: a non-leader sends nothing
       if (this.stopped || !this.deps.isLeader(channel)) return null;
       const loop = this.loopOf(channel);
-      const { assignments, figures } = loop.run(buildOverlay(members));
-      const round: ChannelRound = { channel, ...figures, sent: 0, undelivered: 0 };
+      const overlay = buildOverlay(members);
+      // Relays first: a viewer asked to relay a short rendition joins that rendition's tree in
+      // this very round (a tracker that just took the lead adopts the relays peers report).
+      const planner = this.plannerOf(channel);
+      const relayChanges: RelayChange[] = planner.plan(overlay);
+      const relaying = planner.current();
+      for (const p of overlay) {
+        const r = relaying.get(p.peerId);
+        if (r !== undefined) p.relays = [r];
+        else delete p.relays; // reported, but released: not a member of that tree any more
+      }
+      const { assignments, figures } = loop.run(overlay);
+      const round: ChannelRound = { channel, ...figures, sent: 0, undelivered: 0, relays: relaying.size, relayMessages: 0 };
+      for (const c of relayChanges) if (this.sendRelay(channel, c)) round.relayMessages++;
+      metrics.relays.set({ channel }, relaying.size);
+      metrics.relayMessages.inc(round.relayMessages);
       const last = this.lastSentOf(channel, members);
       for (const a of assignments) {
         const key = `${a.peerId}\u0000${a.rendition}`;
@@ -201,6 +223,24 @@ export class TrackerOptimizer {
     const ids = new Set(members.map((x) => x.peerId));
     for (const key of m.keys()) if (!ids.has(key.slice(0, key.indexOf('\u0000')))) m.delete(key);
     return m;
+  }
+
+  private plannerOf(channel: string): RelayPlanner {
+    let p = this.planners.get(channel);
+    if (!p) this.planners.set(channel, (p = new RelayPlanner()));
+    return p;
+  }
+
+  private sendRelay(channel: string, c: RelayChange): boolean {
+    const rec = this.deps.registry.get(channel, c.peerId);
+    if (!rec || rec.conn.bufferedAmount > (this.deps.maxBufferedBytes ?? 1024 * 1024)) return false;
+    const msg: RelayMessage = { type: 'relay', channel, renditions: c.renditions };
+    try {
+      return rec.conn.sendJson(msg);
+    } catch (err) {
+      this.deps.log.debug({ channel, peerId: c.peerId, err: String(err) }, 'relay request not delivered');
+      return false;
+    }
   }
 
   private loopOf(channel: string): Pick<OptimizerLoop, 'run'> {
@@ -246,10 +286,11 @@ export class TrackerOptimizer {
       unplaced: r.unplaced, objectiveBefore: round2(r.objectiveBefore), objectiveAfter: round2(r.objectiveAfter),
       solveMs: r.solveMs === null ? null : round2(r.solveMs), budgetExhausted: r.budgetExhausted,
       assignments: r.assignments, sent: r.sent, undelivered: r.undelivered, unhonoured: r.unhonoured,
+      relays: r.relays, relayMessages: r.relayMessages,
       // the decisions themselves, bounded (a big churn round would otherwise flood the log)
       plan: assignments.slice(0, 20).map((a) => `${a.peerId}@${a.rendition}->${a.parent ?? '-'}`),
     };
-    const busy = r.sent > 0 || r.undelivered > 0 || r.unhonoured > 0;
+    const busy = r.sent > 0 || r.undelivered > 0 || r.unhonoured > 0 || r.relayMessages > 0;
     if (busy) this.deps.log.info(line, 'optimizer round');
     else this.deps.log.debug(line, 'optimizer round');
     if (!busy || !this.deps.stats) return;

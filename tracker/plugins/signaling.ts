@@ -158,6 +158,7 @@ export class Session implements PeerConn {
           ...(msg.nat ? { nat: msg.nat } : {}),
           ...(msg.region ? { region: msg.region } : {}),
           ...(msg.bans ? { bans: msg.bans } : {}),
+          ...(msg.relays ? { relays: msg.relays } : {}),
           ...(this.net ? { net: this.net } : {}),
         }, peer.lastReportAt);
         return;

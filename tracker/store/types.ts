@@ -27,6 +27,8 @@ export interface StoredReport {
   nat?: string;
   region?: string;
   bans?: ReportBan[];
+  /** Renditions it relays on the optimizer's request. */
+  relays?: string[];
   /**
    * The peer's address prefix (IPv4 /16, IPv6 /32) as seen by the tracker holding its
    * connection: the optimizer's locality scope when the peer reports no region.

@@ -192,6 +192,45 @@ describe('the tracker optimizer', () => {
     expect(await w.metric('starling_optimizer_assignments_total')).toBe(6);
   });
 
+  it('asks viewers of a rendition with spare upload to relay a short one, places them in its tree, and says so once', async () => {
+    const w = world();
+    const LO = '240p';
+    w.add('origin-root', 'origin');
+    w.report('origin-root', { stats: { [`slots.${R}`]: 1, [`slots.${LO}`]: 1 } });
+    for (let i = 0; i < 4; i++) {
+      w.add(`hi-${i}`, 'browser');
+      w.report(`hi-${i}`, { stats: { [`slots.${R}`]: 0, [`kbps.${R}`]: 864, spareKbps: 300 }, rendition: R });
+      w.add(`lo-${i}`, 'browser');
+      w.report(`lo-${i}`, { stats: { [`slots.${LO}`]: 4, [`kbps.${LO}`]: 464, spareKbps: i === 0 ? 3000 : 900 }, rendition: LO });
+    }
+    const opt = new TrackerOptimizer(w.deps, { budgetMs: 50 });
+    const round = await opt.runChannel(CH);
+    const relays = (id: string) => w.conns.get(id)!.sent.filter((m) => m.type === 'relay');
+    // lo-0 brings floor(3000 / (864 * 1.05)) = 3 slots of 360p: asked; the others (900 kbit/s) are not
+    expect(relays('lo-0')).toEqual([{ type: 'relay', channel: CH, renditions: [R] }]);
+    expect(parseTrackerMessage(JSON.stringify(relays('lo-0')[0]))).toMatchObject({ type: 'relay', renditions: [R] });
+    for (const id of ['hi-0', 'lo-1', 'origin-root']) expect(relays(id)).toEqual([]);
+    expect(round).toMatchObject({ relays: 1, relayMessages: 1 });
+    // in the same round the relay is a member of the 360p tree: 5 + 1 peers there, 5 in 240p
+    expect(round!.peers).toBe(11);
+    // once it reports its 360p slots (and its relay), it is the one under the origin's slot
+    w.report('lo-0', { stats: { [`slots.${LO}`]: 4, [`slots.${R}`]: 3, [`kbps.${LO}`]: 464, spareKbps: 400 }, rendition: LO, relays: [R] });
+    await opt.runChannel(CH);
+    expect(w.assigns('lo-0').filter((m) => m.rendition === R).at(-1)).toEqual({ type: 'assign', channel: CH, rendition: R, parent: 'origin-root' });
+    expect(await w.metric('starling_optimizer_relays')).toBe(1);
+    expect(await w.metric('starling_optimizer_relay_messages_total')).toBe(1);
+    const again = await opt.runChannel(CH);
+    expect(again).toMatchObject({ relays: 1, relayMessages: 0 });
+    expect(relays('lo-0')).toHaveLength(1);
+    // a tracker taking the lead learns the relay from the reports and judges it like its own
+    const successor = new TrackerOptimizer(w.deps, { budgetMs: 50 });
+    const taken = await successor.runChannel(CH);
+    expect(taken).toMatchObject({ relays: 1, relayMessages: 0 });
+    // the client's schema and the tracker's accept a report with relays
+    expect(parseClientMessage(JSON.stringify({ type: 'report', stats: {}, relays: [R] }))).toMatchObject({ ok: true });
+    expect(parseClientMessage(JSON.stringify({ type: 'report', stats: {}, relays: ['BAD NAME'] }))).toMatchObject({ ok: false });
+  });
+
   it('re-sends the same plan while the reports lag behind it, instead of re-deciding from stale links', async () => {
     const w = world();
     w.add('origin-root', 'origin');

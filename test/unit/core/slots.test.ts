@@ -63,9 +63,12 @@ describe('SlotTable', () => {
     expect(t.request(holder('a', prio(500, 1, 'a')))).toEqual({ granted: true, revoked: null });
     expect(t.request(holder('b', prio(500, 2, 'b')))).toEqual({ granted: true, revoked: null });
     expect(t.free(500)).toBe(0); // 1000 of 1200 kbit/s used: a third 500 kbit/s child does not fit
+    expect(t.spareKbps()).toBe(200); // what a relay of a cheaper rendition could use
     expect(t.request(holder('c', prio(500, 3, 'c')))).toEqual({ granted: false, reason: 'full' });
     expect(t.request(holder('d', prio(500, 4, 'd'), '240p', 150))).toEqual({ granted: true, revoked: null });
     expect(t.size).toBe(3);
+    expect(t.spareKbps()).toBe(0); // no slot left, whatever the rate
+    expect(new SlotTable({ maxSlots: 2, capacityKbps: Infinity }).spareKbps()).toBe(Infinity);
   });
 
   it('a better request takes the slot of the lowest-priority holder only: one holder, never all', () => {

@@ -111,17 +111,53 @@ describe('PeerHost: optimizer assignments', () => {
     expect(t.transport.to('pppp-0009')).toEqual([]);
   });
 
+  it('relay requests go to the engine as a whole set; malformed or foreign ones are dropped and counted', async () => {
+    class RelayEngine extends FakeEngine {
+      relayed: string[][] = [];
+      setRelayRenditions(rs: string[]): void {
+        if (rs.includes('boom')) throw new TypeError('no');
+        this.relayed.push(rs);
+      }
+    }
+    const engine = new RelayEngine(ME);
+    const s = await setup(engine);
+    s.ws.receive({ type: 'relay', channel: 'demo', renditions: ['720p'] });
+    expect(engine.relayed).toEqual([['720p']]);
+    expect(s.host.stats().relaying).toEqual(['720p']);
+    // reports say so (a tracker taking over the optimizer learns the relays from them)
+    s.timers.advance(5000);
+    const reports = s.ws.sentOfType('report') as Array<{ relays?: string[] }>;
+    expect(reports.at(-1)!.relays).toEqual(['720p']);
+    const before = s.host.stats().tracker.malformed;
+    for (const bad of [
+      { type: 'relay', renditions: ['BAD NAME'] },
+      { type: 'relay', renditions: '720p' },
+      { type: 'relay', renditions: Array.from({ length: 9 }, (_, i) => `r${i}`) },
+      { type: 'relay', channel: 'other', renditions: ['360p'] },
+      { type: 'relay' },
+    ]) s.ws.receive(bad);
+    expect(s.host.stats().tracker.malformed - before).toBe(5);
+    expect(() => s.ws.receive({ type: 'relay', renditions: ['boom'] })).not.toThrow();
+    expect(s.host.stats().relaying).toEqual(['720p']); // the engine refused: unchanged
+    s.ws.receive({ type: 'relay', renditions: [] });
+    expect(engine.relayed.at(-1)).toEqual([]);
+    expect(s.host.stats()).toMatchObject({ relaying: [] });
+    expect(s.host.stats().tracker.relays).toBe(3);
+  });
+
   it('reports slots and depth per rendition and the rendition of each upload link', async () => {
     const engine = new FakeEngine(ME);
     const view: UploadLinksView = {
       parents: { '360p': 'aaaa-0001' }, children: [{ peerId: 'bbbb-0002', rendition: '360p' }],
       depth: { '360p': 2, '720p': 255 }, capacity: { '360p': 3, '720p': 3 },
+      bitrateKbps: { '360p': 864.4 }, spareKbps: 1234.6,
     };
     const s = await setup(withLinks(engine, view));
     for (const c of s.transport.live()) c.open();
     s.timers.advance(5000);
     const [report] = s.ws.sentOfType('report') as Array<{ stats: Record<string, number>; links: Array<Record<string, unknown>> }>;
-    expect(report.stats).toMatchObject({ 'slots.360p': 3, 'depth.360p': 2, 'slots.720p': 3, 'depth.720p': 255 });
+    expect(report.stats).toMatchObject({ 'slots.360p': 3, 'depth.360p': 2, 'slots.720p': 3, 'depth.720p': 255, 'kbps.360p': 864, spareKbps: 1235 });
+    expect(report.stats['kbps.720p']).toBeUndefined();
     expect(report.links).toEqual([
       { peerId: 'aaaa-0001', sent: 0, received: 0, rendition: '360p' },
       { peerId: 'bbbb-0002', sent: 0, received: 0, rendition: '360p' },
