@@ -127,7 +127,7 @@ function runWorker(spec: WorkerSpec): Promise<ViewerResult[]> {
 }
 
 /** What the tracker's optimizer did in a run (its Prometheus counters). */
-interface OptimizerFigures { rounds: number; assignments: number; unhonoured: number; moves: number; errors: number }
+interface OptimizerFigures { rounds: number; assignments: number; unhonoured: number; moves: number; errors: number; relays: number; relayMessages: number }
 
 async function counter(tracker: Awaited<ReturnType<typeof launchTracker>>, name: string): Promise<number> {
   const m = tracker.app.tracker.metrics.registry.getSingleMetric(name);
@@ -137,7 +137,9 @@ async function counter(tracker: Awaited<ReturnType<typeof launchTracker>>, name:
 async function runSize(n: number, optimizer: boolean): Promise<{ p2p: Summary; http: Summary; bound: number; originPeerUpload: number; opt: OptimizerFigures }> {
   const log = pino({ level: process.env.STARLING_BENCH_LOG ?? 'error' });
   const workDir = mkdtempSync(join(tmpdir(), 'starling-bench-'));
-  const tracker = await launchTracker({ port: 0, host, stunPort: 'any', optimizer: { enabled: optimizer } });
+  // STARLING_BENCH_TRACKER_LOG=info: the tracker's log (optimizer rounds, relays) on stdout
+  const trackerLog = process.env.STARLING_BENCH_TRACKER_LOG;
+  const tracker = await launchTracker({ port: 0, host, stunPort: 'any', optimizer: { enabled: optimizer }, ...(trackerLog ? { logger: { level: trackerLog } } : {}) });
   const channel = 'bench';
   const origin = await startOrigin({
     channel, host, port: 0, workDir, trackerUrl: tracker.wsUrls[0], log: log.child({ part: 'origin' }), playerDir: null,
@@ -176,6 +178,8 @@ async function runSize(n: number, optimizer: boolean): Promise<{ p2p: Summary; h
       unhonoured: await counter(tracker, 'starling_optimizer_unhonoured_total'),
       moves: await counter(tracker, 'starling_optimizer_moves_total'),
       errors: await counter(tracker, 'starling_optimizer_errors_total'),
+      relays: await counter(tracker, 'starling_optimizer_relays'),
+      relayMessages: await counter(tracker, 'starling_optimizer_relay_messages_total'),
     };
     return {
       p2p: summarize(n, 'p2p', p2p, originPeerUpload),
@@ -197,7 +201,7 @@ async function main(): Promise<void> {
     for (const optimizer of optimizerModes) {
       const { p2p, http, bound, originPeerUpload, opt } = await runSize(n, optimizer);
       for (const s of [p2p, http]) {
-        const optCell = s.mode !== 'p2p' ? '–' : optimizer ? `on: ${opt.rounds} rounds, ${opt.assignments} assigned, ${opt.moves} moves, ${opt.unhonoured} unhonoured${opt.errors ? `, ${opt.errors} errors` : ''}` : 'off';
+        const optCell = s.mode !== 'p2p' ? '–' : optimizer ? `on: ${opt.rounds} rounds, ${opt.assignments} assigned, ${opt.moves} moves, ${opt.unhonoured} unhonoured, ${opt.relays} relays at the end (${opt.relayMessages} relay requests)${opt.errors ? `, ${opt.errors} errors` : ''}` : 'off';
         const line = `| ${n} | ${s.mode === 'p2p' ? 'P2P' : 'HTTP-only'} | ${optCell} | ${s.fromPeersPct}% | ${s.originSharePct}% | ${s.rebufferPct}% | ` +
           `${s.startupMs.median} / ${s.startupMs.max} ms | ${s.latencyS.mean} / ${s.latencyS.max} s | ${s.segments} / ${s.failures} | ` +
           `${s.mode === 'p2p' ? `${s.fed} / ${s.viewers}` : '–'} | ${s.mode === 'p2p' ? (100 * bound).toFixed(1) + '%' : '–'} |`;

@@ -545,6 +545,8 @@ export class Engine implements EngineApi {
     bitrateKbps: Record<string, number>;
     /** Upload left for more children, kbit/s; absent without an upload cap or push. */
     spareKbps?: number;
+    /** The rendition being played (setPlaybackPosition), if any. */
+    playing?: string;
   } {
     const depth: Record<string, number> = {};
     const capacity: Record<string, number> = {};
@@ -559,6 +561,7 @@ export class Engine implements EngineApi {
       depth, capacity,
       bitrateKbps: Object.fromEntries(this.bitrate),
       ...(Number.isFinite(spare) ? { spareKbps: spare } : {}),
+      ...(this.position ? { playing: this.position.rendition } : {}),
     };
   }
 

@@ -19,6 +19,8 @@ export interface UploadLinksView {
   bitrateKbps?: Record<string, number>;
   /** Upload left for more children, kbit/s (capped peers). */
   spareKbps?: number;
+  /** The rendition being played: the report's `rendition` unless the page reports its own. */
+  playing?: string;
 }
 
 /** Renditions whose slots/depth go into one report: 2 stats each, of the 64 a report may hold. */

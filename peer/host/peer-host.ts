@@ -736,6 +736,9 @@ export class PeerHost {
       this.pendingBans = [];
     }
     if (this.relaying.length > 0) extra.relays = this.relaying.slice();
+    // What the engine plays (a Node viewer has no page to say it; a page's own label wins below):
+    // the optimizer places a viewer in its rendition's tree from its first report.
+    if (view?.playing) extra.rendition = view.playing;
     if (this.extraReport) {
       try {
         for (const [k, v] of Object.entries(this.extraReport())) {

@@ -108,7 +108,9 @@ export function toOverlayPeer(m: MemberReport): OverlayPeer {
   };
   const nat = label(r.nat);
   if (nat) peer.nat = nat;
-  const rendition = m.kind === 'browser' ? playedRendition(r.rendition, parents, linked, fed) : undefined;
+  const relays = Array.isArray(r.relays) ? r.relays.slice(0, 8).filter((x): x is string => typeof x === 'string' && isValidName(x)) : [];
+  if (relays.length > 0) peer.relays = relays;
+  const rendition = m.kind === 'browser' ? playedRendition(r.rendition, parents, linked, fed, new Set(relays)) : undefined;
   if (rendition) peer.rendition = rendition;
   const buffer = nonNeg(stats.bufferMs, MAX_BUFFER_MS);
   if (buffer !== undefined) peer.bufferMs = buffer;
@@ -117,21 +119,21 @@ export function toOverlayPeer(m: MemberReport): OverlayPeer {
   const spare = nonNeg(stats.spareKbps, MAX_KBPS);
   if (spare !== undefined) peer.spareKbps = spare;
   if (Object.keys(kbps).length > 0) peer.kbps = kbps;
-  if (Array.isArray(r.relays)) {
-    const relays = r.relays.slice(0, 8).filter((x): x is string => typeof x === 'string' && isValidName(x));
-    if (relays.length > 0) peer.relays = relays;
-  }
   return peer;
 }
 
 /**
  * What a viewer plays: its `rendition` label; else (pages and Node viewers that report none)
- * the one rendition it has a parent in, or upload links in, or is fed in. Unknown (not
- * optimized this round; local choice goes on) when that is ambiguous or empty.
+ * the one rendition it has a parent in, or upload links in, or is fed in, not counting the
+ * renditions it relays. Unknown (not optimized this round; local choice goes on) when that is
+ * ambiguous or empty.
  */
-function playedRendition(label: unknown, parents: Record<string, string>, linked: Set<string>, fed: Set<string>): string | undefined {
+function playedRendition(label: unknown, parents: Record<string, string>, linked: Set<string>, fed: Set<string>, relays: Set<string>): string | undefined {
   if (typeof label === 'string' && isValidName(label)) return label;
-  for (const set of [new Set(Object.keys(parents)), linked, fed]) if (set.size === 1) return [...set][0];
+  for (const set of [new Set(Object.keys(parents)), linked, fed]) {
+    const own = [...set].filter((r) => !relays.has(r));
+    if (own.length === 1) return own[0];
+  }
   return undefined;
 }
 

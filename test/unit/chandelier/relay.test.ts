@@ -108,4 +108,14 @@ describe('overlay: relay inputs from reports', () => {
     expect(q.kbps).toBeUndefined();
     expect(buildOverlay([{ peerId: 'v-3', kind: 'browser', report: { stats: { spareKbps: 1e12 } } }])[0].spareKbps).toBe(1_000_000);
   });
+
+  it('a relay that reports no rendition label is still known by the one it plays (its relays do not count)', () => {
+    const p = toOverlayPeer({
+      peerId: 'v-1', kind: 'browser',
+      report: { stats: {}, relays: [HI], links: [{ peerId: 'origin-1', sent: 0, received: 1, parent: true, rendition: HI }, { peerId: 'v-9', sent: 0, received: 1, parent: true, rendition: LO }] },
+    });
+    expect(p.rendition).toBe(LO);
+    expect(p.relays).toEqual([HI]);
+    expect(p.parents).toEqual({ [HI]: 'origin-1', [LO]: 'v-9' });
+  });
 });

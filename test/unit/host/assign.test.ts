@@ -150,7 +150,7 @@ describe('PeerHost: optimizer assignments', () => {
     const view: UploadLinksView = {
       parents: { '360p': 'aaaa-0001' }, children: [{ peerId: 'bbbb-0002', rendition: '360p' }],
       depth: { '360p': 2, '720p': 255 }, capacity: { '360p': 3, '720p': 3 },
-      bitrateKbps: { '360p': 864.4 }, spareKbps: 1234.6,
+      bitrateKbps: { '360p': 864.4 }, spareKbps: 1234.6, playing: '360p',
     };
     const s = await setup(withLinks(engine, view));
     for (const c of s.transport.live()) c.open();
@@ -158,6 +158,7 @@ describe('PeerHost: optimizer assignments', () => {
     const [report] = s.ws.sentOfType('report') as Array<{ stats: Record<string, number>; links: Array<Record<string, unknown>> }>;
     expect(report.stats).toMatchObject({ 'slots.360p': 3, 'depth.360p': 2, 'slots.720p': 3, 'depth.720p': 255, 'kbps.360p': 864, spareKbps: 1235 });
     expect(report.stats['kbps.720p']).toBeUndefined();
+    expect((report as { rendition?: string }).rendition).toBe('360p'); // what the engine plays
     expect(report.links).toEqual([
       { peerId: 'aaaa-0001', sent: 0, received: 0, rendition: '360p' },
       { peerId: 'bbbb-0002', sent: 0, received: 0, rendition: '360p' },
