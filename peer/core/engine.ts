@@ -175,6 +175,8 @@ interface PendingLoad {
   manifestFetching: boolean;
   /** Piece indexes being fetched over HTTP. */
   httpPieces: Set<number>;
+  /** The whole segment fetched alongside its manifest (HttpSource.fetchSegment): while pending, no ranges. */
+  body: { pending: boolean; bytes: Uint8Array | null } | null;
   done: boolean;
 }
 
@@ -448,7 +450,7 @@ export class Engine implements EngineApi {
     const promise = new Promise<LoadResult>((res, rej) => { resolve = res; reject = rej; });
     const load: PendingLoad = {
       ref: r, key, deadline: opts.deadline, httpMarginMs: margin, firstByteAt: null, promise, resolve, reject,
-      manifestFetching: false, httpPieces: new Set(), done: false,
+      manifestFetching: false, httpPieces: new Set(), body: null, done: false,
     };
     if ((this.store.get(r)?.held ?? 0) > 0) load.firstByteAt = now;
     this.loads.set(key, load);
@@ -1664,6 +1666,14 @@ export class Engine implements EngineApi {
       let announced = false;
       for (const n of this.neighbors.values()) if (n.state === 'open' && n.have.has(load.key)) announced = true;
       if (late || !announced) this.fetchManifestHttp(load);
+      // Due already and nothing known of it: all of it goes over HTTP anyway, so the body is
+      // fetched alongside the manifest (startup and seeks: one round trip instead of two).
+      if (late && !load.body && this.http.fetchSegment) this.fetchBodyHttp(load);
+      return;
+    }
+    if (load.body?.pending) return; // the whole segment is on its way
+    if (load.body?.bytes) {
+      this.useBody(load, entry);
       return;
     }
     // Before the deadline, pieces go to HTTP only when no neighbor is open at all: a neighbor
@@ -1706,6 +1716,58 @@ export class Engine implements EngineApi {
       load.manifestFetching = false;
       this.failLoad(load, new Error(`HTTP manifest fetch failed: ${errorMessage(err)}`));
     });
+  }
+
+  /** The whole segment over HTTP, alongside its manifest (see HttpSource.fetchSegment). */
+  private fetchBodyHttp(load: PendingLoad): void {
+    const body: { pending: boolean; bytes: Uint8Array | null } = { pending: true, bytes: null };
+    load.body = body;
+    this.log.debug({ ref: load.ref }, 'segment over HTTP with its manifest');
+    const sentAt = this.clock.now();
+    let p: Promise<Uint8Array>;
+    try { p = this.http!.fetchSegment!(load.ref); } catch (err) { p = Promise.reject(err); }
+    p.then((bytes) => {
+      body.pending = false;
+      if (this.closed || load.done) return;
+      if (!(bytes instanceof Uint8Array)) throw new Error('not bytes');
+      this.httpTimer.sample(this.clock.now() - sentAt);
+      body.bytes = bytes;
+      const entry = this.store.get(load.ref);
+      if (entry) this.useBody(load, entry); // else: used when the manifest arrives
+    }).catch((err: unknown) => {
+      // The pieces are fetched as ranges instead (the manifest fetch goes on regardless).
+      body.pending = false;
+      body.bytes = null;
+      this.log.debug({ ref: load.ref, err: errorMessage(err) }, 'segment fetch failed; ranges instead');
+      if (!load.done && !this.closed) this.maybeHttp(load);
+    });
+  }
+
+  /** Verifies and stores the pieces of a whole-segment body we do not hold yet. */
+  private useBody(load: PendingLoad, entry: SegmentEntry): void {
+    const bytes = load.body!.bytes!;
+    load.body!.bytes = null; // used once; anything still missing goes to ranges
+    const m = entry.manifest;
+    const size = pieceRange(m, entry.pieces.length - 1)[1];
+    if (bytes.length !== size) {
+      this.log.warn({ ref: load.ref, got: bytes.length, size }, 'HTTP segment of the wrong size; ranges instead');
+      this.maybeHttp(load);
+      return;
+    }
+    for (let i = 0; i < entry.pieces.length; i++) {
+      if (this.store.hasPiece(load.ref, i)) continue; // a peer was faster
+      const [s, e] = pieceRange(m, i);
+      const data = bytes.slice(s, e);
+      if (!verifyPiece(this.crypto, m, i, data)) {
+        this.counters.badPieces++;
+        this.log.warn({ source: 'http', ref: load.ref, index: i }, 'bad piece');
+        this.failLoad(load, new Error(`piece ${i} from HTTP failed verification`));
+        return;
+      }
+      if (this.store.get(load.ref) !== entry) return; // evicted (the load ended)
+      this.storePiece(load.ref, i, data, 'http', null);
+    }
+    this.runSchedule();
   }
 
   /** Fetches the given missing pieces, one Range request per run of contiguous pieces. */

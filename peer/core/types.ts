@@ -78,6 +78,12 @@ export interface HttpSource {
   fetchManifest(ref: SegmentRef): Promise<Uint8Array>;
   /** Bytes [start, endExclusive) of the segment, via an HTTP Range request. */
   fetchRange(ref: SegmentRef, start: number, endExclusive: number): Promise<Uint8Array>;
+  /**
+   * Optional: the whole segment (a plain GET). With it, a load whose deadline is already due
+   * and whose manifest is unknown (startup, after a seek) fetches the body alongside the
+   * manifest: one round trip instead of two; the pieces are verified once the manifest is in.
+   */
+  fetchSegment?(ref: SegmentRef): Promise<Uint8Array>;
 }
 
 /** Where a verified piece came from; offload counts only 'peer'. */

@@ -102,6 +102,14 @@ export class NodeHttpSource implements HttpSource {
     throw this.fail(`range: HTTP ${res.status}`, res.status);
   }
 
+  /** The whole segment (HttpSource.fetchSegment: fetched alongside its manifest when already due). */
+  async fetchSegment(ref: SegmentRef): Promise<Uint8Array> {
+    const res = await this.get(segmentPath(this.channel, ref), {}, (s) => (s === 200 ? MAX_SEGMENT_BYTES : 0));
+    if (res.status !== 200) throw this.fail(`segment: HTTP ${res.status}`, res.status);
+    if (res.body.length === 0) throw this.fail('segment: empty body', 200);
+    return res.body;
+  }
+
   /** Drops every connection; later requests fail. */
   close(): void {
     this.closed = true;

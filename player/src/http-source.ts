@@ -96,6 +96,18 @@ export class FetchHttpSource implements HttpSource {
     });
   }
 
+  /** The whole segment (HttpSource.fetchSegment: fetched alongside its manifest when already due). */
+  async fetchSegment(ref: SegmentRef): Promise<Uint8Array> {
+    const url = this.base + segmentPath(this.channel, ref);
+    return this.exchange(url, {}, async (res) => {
+      if (res.status !== 200) throw await this.fail(res, url, `segment: HTTP ${res.status}`);
+      const body = new Uint8Array(await res.arrayBuffer());
+      this.bytesReceived += body.byteLength;
+      if (body.byteLength === 0 || body.byteLength > MAX_SEGMENT_BYTES) throw new HttpError(`segment: bad length ${body.byteLength}`, 0, url);
+      return body;
+    });
+  }
+
   /** One request with a timeout that covers the headers and the body. */
   private async exchange<T>(url: string, init: RequestInit, handle: (res: Response) => Promise<T>): Promise<T> {
     this.requests++;

@@ -15,7 +15,7 @@ import Hls, { type ErrorData, type HlsConfig } from 'hls.js';
 import { Engine } from '../../peer/core/engine.js';
 import { PeerHost } from '../../peer/host/peer-host.js';
 import { createBrowserTransport } from '../../peer/transport/browser-transport.js';
-import { nobleCrypto, hexToBytes } from '../../peer/core/crypto.js';
+import { nobleCrypto, hexToBytes, warmUpCrypto } from '../../peer/core/crypto.js';
 import { channelInfoPath, isValidName, masterPlaylistPath, parseSegmentUrl, type ChannelInfo } from '../../peer/core/paths.js';
 import type { Clock, EngineStats, Logger } from '../../peer/core/types.js';
 import type { WebSocketCtor } from '../../peer/host/host-api.js';
@@ -258,7 +258,9 @@ function render(): void {
 // ---- start ---------------------------------------------------------------------------------
 async function main(): Promise<void> {
   setStatus('Loading…');
-  config = await getJson<OriginConfig>('/config.json');
+  const configLoading = getJson<OriginConfig>('/config.json');
+  if (p2pEnabled) warmUpCrypto(); // while the request is in flight: not when the first segments are due
+  config = await configLoading;
   const requested = params.get('channel') ?? config.defaultChannel;
   if (!isValidName(requested)) throw new Error(`invalid channel name: ${requested}`);
   channel = requested;

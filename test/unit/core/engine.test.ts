@@ -5,7 +5,7 @@ import { MsgType } from '../../../peer/core/codec.js';
 import { INIT_SEQ, type SegmentRef } from '../../../peer/core/types.js';
 import type { EngineEvents } from '../../../peer/core/engine-api.js';
 import {
-  equalBytes, FakeClock, FakeHttp, makeEngine, makeKey, makeSegment, MemNet, RawPeer, type EngineEnv, type TestSegment,
+  equalBytes, FakeClock, FakeHttp, FakeHttpWhole, makeEngine, makeKey, makeSegment, MemNet, RawPeer, type EngineEnv, type TestSegment,
 } from './helpers.js';
 
 const key = makeKey();
@@ -258,6 +258,50 @@ describe('Engine: HTTP fallback', () => {
     const cancelled = f.of('cancel').map((c) => c.index).sort((a, b) => a - b);
     expect(cancelled).toEqual([2, 3, 4, 7, 8, 9]);
     expect(v.stats().bytesFromHttp).toBe(x.data.length - 4 * 1024);
+  });
+
+  it('a load already due (startup, seek) fetches the whole segment alongside its manifest, then verifies it', async () => {
+    const x = seg(8);
+    const http = new FakeHttpWhole().add(x);
+    http.hold = true;
+    const v = viewer('viewer-1', { http });
+    const p = v.loadSegment(x.ref, { deadline: env.clock.now() });
+    await env.net.settle();
+    // both requests are out before either answered: one round trip
+    expect(http.manifests).toEqual([x.ref]);
+    expect(http.bodies).toEqual([x.ref]);
+    expect(http.ranges).toEqual([]);
+    http.release();
+    const r = await p;
+    expect(equalBytes(r.data, x.data)).toBe(true);
+    expect(r.bytesBySource.http).toBe(x.data.length);
+    expect(http.ranges).toEqual([]);
+    // not due: the manifest first, then only the ranges still missing (as before)
+    const y = seg(9);
+    http.add(y);
+    http.hold = false;
+    const r2 = await v.loadSegment(y.ref, { deadline: far() });
+    expect(equalBytes(r2.data, y.data)).toBe(true);
+    expect(http.bodies).toEqual([x.ref]);
+    expect(http.ranges.map((q) => [q.start, q.end])).toEqual([[0, y.data.length]]);
+  });
+
+  it('a whole segment that fails falls back to ranges; one that is corrupt fails the load and counts', async () => {
+    const x = seg(10);
+    const http = new FakeHttpWhole().add(x);
+    http.failBody = true;
+    const v = viewer('viewer-1', { http });
+    const r = await v.loadSegment(x.ref, { deadline: env.clock.now() });
+    expect(equalBytes(r.data, x.data)).toBe(true);
+    expect(http.bodies).toHaveLength(1);
+    expect(http.ranges.map((q) => [q.start, q.end])).toEqual([[0, x.data.length]]);
+    const y = seg(11);
+    const bad = new FakeHttpWhole().add(y);
+    bad.corruptBodyAt = 1500; // inside piece 1
+    const w = viewer('viewer-2', { http: bad });
+    await expect(w.loadSegment(y.ref, { deadline: env.clock.now() })).rejects.toThrow(/piece 1 from HTTP failed verification/);
+    expect(w.stats().badPieces).toBe(1);
+    expect(w.hasSegment(y.ref)).toBe(false);
   });
 
   it('goes to HTTP at once when no neighbor has the segment, then shares it', async () => {

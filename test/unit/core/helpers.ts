@@ -167,6 +167,9 @@ export class FakeHttp implements HttpSource {
     for (const s of segs) this.segments.set(segmentKey(s.ref), s);
     return this;
   }
+  protected respondBody<T>(f: () => T): Promise<T> {
+    return this.respond(f);
+  }
   private respond<T>(f: () => T): Promise<T> {
     if (!this.hold) return Promise.resolve().then(f);
     return new Promise<T>((res, rej) => this.held.push(() => { try { res(f()); } catch (e) { rej(e); } }));
@@ -195,6 +198,23 @@ export class FakeHttp implements HttpSource {
         const off = c.index * c.pieceSize - start;
         if (off >= 0 && off < out.length) out[off] ^= 0xff;
       }
+      return out;
+    });
+  }
+}
+
+/** FakeHttp that also serves whole segments (HttpSource.fetchSegment). */
+export class FakeHttpWhole extends FakeHttp {
+  readonly bodies: SegmentRef[] = [];
+  failBody = false;
+  corruptBodyAt: number | null = null;
+  fetchSegment(ref: SegmentRef): Promise<Uint8Array> {
+    this.bodies.push(ref);
+    return this.respondBody(() => {
+      const s = this.segments.get(segmentKey(ref));
+      if (!s || this.failBody) throw new Error('503');
+      const out = s.data.slice();
+      if (this.corruptBodyAt !== null) out[this.corruptBodyAt] ^= 0xff;
       return out;
     });
   }
