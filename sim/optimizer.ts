@@ -13,9 +13,10 @@
  */
 import { seededRandom } from '../tracker/chandelier/index.js';
 import { HONOUR_WINDOW_MS, OptimizerLoop, type Assignment, type OverlayPeer, type RoundFigures } from '../tracker/optimizer/loop.js';
+import { RelayPlanner, type RelayChange } from '../tracker/optimizer/relay.js';
 import type { NatType } from '../tracker/nat.js';
 
-export type { Assignment, RoundFigures };
+export type { Assignment, RelayChange, RoundFigures };
 
 export interface OptimizerPeerView {
   id: string;
@@ -26,27 +27,43 @@ export interface OptimizerPeerView {
   nat: NatType;
   scope: string;
   bufferMs: number;
-  /** The engine's current parent in its rendition (from its reports). */
-  parent: string | undefined;
+  /** The engine's current parents per rendition (from its reports). */
+  parents: Record<string, string>;
+  /** Upload left for more children, kbit/s, and measured bitrates (relay inputs, as reported). */
+  spareKbps?: number;
+  kbps?: Record<string, number>;
+  /** Renditions it relays on the tracker's request. */
+  relays?: string[];
 }
 
 
 export class SimOptimizer {
   private readonly loop: OptimizerLoop;
+  private readonly relays = new RelayPlanner();
 
-  constructor(seed: number, maxPasses: number, periodMs: number, private readonly rtt?: (a: string, b: string) => number) {
+  constructor(seed: number, maxPasses: number, periodMs: number, private readonly withRelays: boolean, private readonly rtt?: (a: string, b: string) => number) {
     this.loop = new OptimizerLoop({ random: seededRandom(seed), maxPasses }, { honourRounds: Math.max(1, Math.ceil(HONOUR_WINDOW_MS / periodMs)) });
   }
 
-  round(origin: OptimizerPeerView, viewers: readonly OptimizerPeerView[], renditions: readonly string[]): { assignments: Assignment[]; figures: RoundFigures } {
+  /** One round as the tracker plugin runs it: relays first (tracker/optimizer/relay.ts), then the loop. */
+  round(origin: OptimizerPeerView, viewers: readonly OptimizerPeerView[], renditions: readonly string[]): { assignments: Assignment[]; figures: RoundFigures; relayChanges: RelayChange[]; relays: number } {
     const overlay: OverlayPeer[] = [
       { peerId: origin.id, kind: 'origin', nat: origin.nat, scope: origin.scope, parents: {}, slots: origin.slots },
       ...viewers.map((v): OverlayPeer => ({
         peerId: v.id, kind: 'browser', nat: v.nat, scope: v.scope, rendition: v.rendition ?? undefined,
-        parents: v.parent !== undefined && v.rendition ? { [v.rendition]: v.parent } : {},
-        slots: v.slots, bufferMs: v.bufferMs,
+        parents: v.parents, slots: v.slots, bufferMs: v.bufferMs,
+        ...(v.spareKbps !== undefined ? { spareKbps: v.spareKbps } : {}),
+        ...(v.kbps ? { kbps: v.kbps } : {}),
+        ...(v.relays && v.relays.length > 0 ? { relays: v.relays } : {}),
       })),
     ];
-    return this.loop.run(overlay, renditions, this.rtt);
+    const relayChanges = this.withRelays ? this.relays.plan(overlay) : [];
+    const relaying = this.relays.current();
+    for (const p of overlay) {
+      const r = relaying.get(p.peerId);
+      if (r !== undefined) p.relays = [r];
+      else delete p.relays;
+    }
+    return { ...this.loop.run(overlay, renditions, this.rtt), relayChanges, relays: relaying.size };
   }
 }

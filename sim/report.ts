@@ -35,6 +35,8 @@ export interface VariantReport {
     meanEligible: number | null;
   };
   totals: WorldResult['totals'];
+  /** Variant chandelier: what the tracker's loop did (rounds, moves, assignments, relays). */
+  optimizer?: WorldResult['optimizer'];
   events: number;
   series: SeriesRow[];
   disseminationRows: DisseminationRow[];
@@ -118,6 +120,7 @@ export function variantReport(sc: Scenario, w: WorldResult): VariantReport {
       meanEligible: eligible,
     },
     totals: t,
+    ...(w.optimizer ? { optimizer: w.optimizer } : {}),
     events: w.events,
     series: w.series,
     disseminationRows: rows,

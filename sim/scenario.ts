@@ -88,8 +88,11 @@ export interface Scenario {
   };
   variants: Variant[];
   metrics: { sampleS: number; trackEverySegments: number; horizonS: number };
-  /** The tracker's Chandelier loop (variant chandelier): round period and DGS passes per round. */
-  optimizer: { periodMs: number; maxPasses: number };
+  /**
+   * The tracker's Chandelier loop (variant chandelier): round period, DGS passes per round, and
+   * whether it asks viewers to relay short renditions (tracker/optimizer/relay.ts).
+   */
+  optimizer: { periodMs: number; maxPasses: number; relays: boolean };
 }
 
 export const DEFAULT_SCENARIO: Scenario = {
@@ -133,7 +136,7 @@ export const DEFAULT_SCENARIO: Scenario = {
   player: { liveSyncSegments: 3, httpMarginMs: 500, safetyMs: 1000, maxBufferS: 30, retryMs: 1000, playlistRefreshMs: 0 },
   variants: ['starling', 'mesh-pull', 'http-only'],
   metrics: { sampleS: 5, trackEverySegments: 1, horizonS: 20 },
-  optimizer: { periodMs: 2000, maxPasses: 20 },
+  optimizer: { periodMs: 2000, maxPasses: 20, relays: false },
 };
 
 function isObj(v: unknown): v is Record<string, unknown> {

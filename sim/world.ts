@@ -47,10 +47,14 @@ export interface PeerFinal {
   fromOriginPeer: number;
   fromHttp: number;
   uploaded: number;
+  /** The rendition it watched. */
+  rendition: string;
 }
 
 class SimPeer {
   readonly conns = new Map<string, 'out' | 'in' | 'open'>();
+  /** Renditions relayed on the tracker's request (the last relay message applied). */
+  relaying: string[] = [];
   readonly known = new Map<string, PeerInfo>();
   readonly backoff = new Map<string, Backoff>();
   welcomed = false;
@@ -158,7 +162,7 @@ export interface WorldResult {
   medians: { uploadKbps: number; oneWayMs: number };
   events: number;
   /** Variant chandelier: per-round figures summed (deterministic), null otherwise. */
-  optimizer: { rounds: number; moves: number; swaps: number; placed: number; assignments: number; unhonoured: number; unplacedMean: number } | null;
+  optimizer: { rounds: number; moves: number; swaps: number; placed: number; assignments: number; unhonoured: number; unplacedMean: number; relayRequests: number; relaysAtEnd: number } | null;
 }
 
 export interface Progress { t: number; online: number; watching: number; offload: number | null; events: number }
@@ -206,6 +210,8 @@ export class World {
 
   private optimizer: SimOptimizer | null = null;
   private readonly optRounds: RoundFigures[] = [];
+  private relayRequests = 0;
+  private relaysInForce = 0;
   /** Wall ms of each optimizer round (machine-dependent: perf.json only, never the report). */
   readonly optimizerWallMs: number[] = [];
 
@@ -264,7 +270,7 @@ export class World {
     }
     if (this.variant === 'chandelier') {
       const period = sc.optimizer.periodMs;
-      this.optimizer = new SimOptimizer(mixSeed(sc.seed, 5), sc.optimizer.maxPasses, period, (a, b) => {
+      this.optimizer = new SimOptimizer(mixSeed(sc.seed, 5), sc.optimizer.maxPasses, period, sc.optimizer.relays, (a, b) => {
         const x = this.byId.get(a)?.node, y = this.byId.get(b)?.node;
         return x && y ? 2 * this.net.oneWay(x, y) : 200;
       });
@@ -513,6 +519,7 @@ export class World {
       fromOriginPeer: s.bytesFromOriginPeer * K,
       fromHttp: s.bytesFromHttp * K,
       uploaded: s.bytesUploaded * K,
+      rendition: p.rendition.name,
     });
   }
 
@@ -662,7 +669,10 @@ export class World {
         id: p.id, rendition, slots, nat: p.node.nat,
         scope: `${p.node.region}/${p.node.isp}`,
         bufferMs: p.started ? Math.max(0, p.bufEnd - p.playhead) : 0,
-        parent: rendition ? l.parents[rendition] : undefined,
+        parents: { ...l.parents },
+        ...(l.spareKbps !== undefined ? { spareKbps: l.spareKbps } : {}),
+        kbps: l.bitrateKbps,
+        relays: p.relaying,
       };
     };
     const viewers: OptimizerPeerView[] = [];
@@ -673,9 +683,20 @@ export class World {
     }
     if (!this.origin.alive) return;
     const wall = performance.now();
-    const { assignments, figures } = this.optimizer.round(view(this.origin, null), viewers, this.renditions.map((r) => r.name));
+    const { assignments, figures, relayChanges, relays } = this.optimizer.round(view(this.origin, null), viewers, this.renditions.map((r) => r.name));
     this.optimizerWallMs.push(performance.now() - wall);
     this.optRounds.push(figures);
+    this.relayRequests += relayChanges.length;
+    this.relaysInForce = relays;
+    for (const c of relayChanges) {
+      const p = this.byId.get(c.peerId);
+      if (!p) continue;
+      this.q.at(this.now + this.net.oneWay(this.trackerPlace, p.node), () => {
+        if (!p.alive || !this.trackerReachable(p)) return;
+        p.engine.setRelayRenditions(c.renditions);
+        p.relaying = c.renditions.slice();
+      });
+    }
     for (const a of assignments) {
       const child = this.byId.get(a.peerId);
       if (!child) continue;
@@ -1050,6 +1071,7 @@ export class World {
         rounds: rounds.length, moves: total((r) => r.moves), swaps: total((r) => r.swaps), placed: total((r) => r.placed),
         assignments: total((r) => r.assignments), unhonoured: total((r) => r.unhonoured),
         unplacedMean: rounds.length ? Math.round((total((r) => r.unplaced) / rounds.length) * 10) / 10 : 0,
+        relayRequests: this.relayRequests, relaysAtEnd: this.relaysInForce,
       } : null,
       variant: this.variant,
       viewersCreated: this.viewerCount,

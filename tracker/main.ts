@@ -3,13 +3,13 @@
  *   tsx tracker/main.ts --port 8000 --host 0.0.0.0 [--stun-port 3478] [--publish-key KEY]
  *     [--public-host HOST] [--turn-urls URL[,URL]] [--turn-secret SECRET] [--log-level info]
  *     [--admin-token TOKEN] [--redis redis://HOST:6379] [--redis-prefix starling:] [--tracker-id ID]
- *     [--no-optimizer] [--optimizer-period-ms 2000]
+ *     [--no-optimizer] [--optimizer-period-ms 2000] [--relays]
  * Every flag has an environment variable: STARLING_TRACKER_PORT, STARLING_TRACKER_HOST,
  * STARLING_TRACKER_STUN_PORT, STARLING_TRACKER_PUBLISH_KEY (or STARLING_PUBLISH_KEY),
  * STARLING_TRACKER_PUBLIC_HOST, STARLING_TRACKER_TURN_URLS, STARLING_TRACKER_TURN_SECRET,
  * STARLING_TRACKER_LOG_LEVEL, STARLING_TRACKER_ADMIN_TOKEN (or STARLING_ADMIN_TOKEN),
  * STARLING_TRACKER_REDIS_URL, STARLING_TRACKER_REDIS_PREFIX, STARLING_TRACKER_ID,
- * STARLING_TRACKER_OPTIMIZER (on|off), STARLING_TRACKER_OPTIMIZER_PERIOD_MS.
+ * STARLING_TRACKER_OPTIMIZER (on|off), STARLING_TRACKER_OPTIMIZER_PERIOD_MS, STARLING_TRACKER_RELAYS (on|off).
  * With --redis, several trackers share channels (docs/operations.md, "Several trackers"). Flags win over the environment. Prefer the environment for
  * secrets (command lines are visible to every user of the machine).
  */
@@ -22,7 +22,8 @@ const USAGE = `usage: tsx tracker/main.ts [--port 8000] [--host 0.0.0.0] [--stun
        [--log-level info] [--admin-token TOKEN (dashboard / stats API)]
        [--redis redis://HOST:6379 (share channels with other trackers)] [--redis-prefix starling:]
        [--tracker-id ID (default: random)]
-       [--no-optimizer (peers choose parents locally)] [--optimizer-period-ms 2000]`;
+       [--no-optimizer (peers choose parents locally)] [--optimizer-period-ms 2000]
+       [--relays (the optimizer asks viewers with spare upload to relay short renditions)]`;
 
 function fail(msg: string): never {
   process.stderr.write(`${msg}\n${USAGE}\n`);
@@ -65,6 +66,7 @@ async function main(): Promise<void> {
         'redis-prefix': { type: 'string' },
         'tracker-id': { type: 'string' },
         'no-optimizer': { type: 'boolean' },
+        relays: { type: 'boolean' },
         'optimizer-period-ms': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         'print-config': { type: 'boolean' },
@@ -99,12 +101,15 @@ async function main(): Promise<void> {
   const optimizerEnv = env.STARLING_TRACKER_OPTIMIZER;
   if (optimizerEnv !== undefined && optimizerEnv !== '' && !['on', 'off'].includes(optimizerEnv)) fail(`invalid STARLING_TRACKER_OPTIMIZER: ${optimizerEnv} (on|off)`);
   const optimizerEnabled = !values['no-optimizer'] && optimizerEnv !== 'off';
+  const relaysEnv = env.STARLING_TRACKER_RELAYS;
+  if (relaysEnv !== undefined && relaysEnv !== '' && !['on', 'off'].includes(relaysEnv)) fail(`invalid STARLING_TRACKER_RELAYS: ${relaysEnv} (on|off)`);
+  const relays = Boolean(values.relays) || relaysEnv === 'on';
   const periodArg = values['optimizer-period-ms'] ?? env.STARLING_TRACKER_OPTIMIZER_PERIOD_MS;
   const optimizerPeriodMs = periodArg === undefined || periodArg === '' ? OPTIMIZER_DEFAULTS.periodMs : Number(periodArg);
   if (!Number.isInteger(optimizerPeriodMs) || optimizerPeriodMs < 100 || optimizerPeriodMs > 3_600_000) fail(`invalid --optimizer-period-ms: ${periodArg} (100..3600000)`);
   if (values['print-config']) {
     // Resolved settings as JSON (secrets left out), for deployment checks; starts nothing.
-    process.stdout.write(`${JSON.stringify({ port, host, stunPort, publicHost: publicHost || null, turn: Boolean(turnUrls), publishKey: Boolean(publishKey), adminToken: Boolean(adminToken), redis: redisUrl ? redactUrl(redisUrl) : null, redisPrefix, trackerId: trackerId ?? null, optimizer: { enabled: optimizerEnabled, periodMs: optimizerPeriodMs } })}\n`);
+    process.stdout.write(`${JSON.stringify({ port, host, stunPort, publicHost: publicHost || null, turn: Boolean(turnUrls), publishKey: Boolean(publishKey), adminToken: Boolean(adminToken), redis: redisUrl ? redactUrl(redisUrl) : null, redisPrefix, trackerId: trackerId ?? null, optimizer: { enabled: optimizerEnabled, periodMs: optimizerPeriodMs, relays } })}\n`);
     return;
   }
 
@@ -120,7 +125,7 @@ async function main(): Promise<void> {
     adminToken: adminToken || undefined,
     trackerId: trackerId || undefined,
     redis: redisUrl ? { url: redisUrl, prefix: redisPrefix } : undefined,
-    optimizer: { enabled: optimizerEnabled, periodMs: optimizerPeriodMs },
+    optimizer: { enabled: optimizerEnabled, periodMs: optimizerPeriodMs, relays },
   });
   const log = tracker.app.log;
   log.info({ ws: tracker.wsUrls, http: tracker.httpUrls }, `tracker signaling at ${tracker.wsUrls.join(' ')}`);

@@ -9,7 +9,12 @@
  * Inputs come from reports: `spareKbps` (upload a peer has left after its current children) and
  * `kbps.<r>` (a rendition's measured bitrate). A relay costs one slot of the short rendition
  * (its own feed) and brings floor(spare / (bitrate × headroom)) slots, so only peers that bring
- * at least two are asked (a net gain). A donor's own rendition must keep its margin without the
+ * at least MIN_RELAY_SLOTS are asked (a net gain of two: a relay is one more hop, and a
+ * one-slot gain measured as a loss in the simulator).
+ *
+ * Off by default (tracker `--relays`, OptimizerSettings.relays): in the simulator (two
+ * renditions, one short of slots) relays placed more viewers but did not deliver the short
+ * rendition better (bench/RESULTS.md); kept so the optimizer can be asked to, and measured again. A donor's own rendition must keep its margin without the
  * donor's slots there. Decisions are sticky: a relay is released only after its rendition has
  * had enough slots without it for `releaseRounds` rounds in a row (or when its own rendition
  * runs short), so relays do not flap with every report.
@@ -30,6 +35,9 @@ export const RELAY_LIMITS = {
 export interface RelayChange { peerId: string; renditions: string[] }
 
 interface Relay { rendition: string; idleRounds: number; sentRound: number }
+
+/** Slots of the short rendition a relay must bring (one of them feeds the relay itself). */
+export const MIN_RELAY_SLOTS = 3;
 
 /** Rounds after which a relay request the peer's reports do not show yet is sent again. */
 const RESEND_ROUNDS = 5;
@@ -121,7 +129,7 @@ export class RelayPlanner {
       const maxRelays = Math.max(1, Math.ceil(RELAY_LIMITS.maxRelayShare * b.watchers));
       let relaysOfR = [...this.relays.values()].filter((x) => x.rendition === r).length;
       const candidates = peers
-        .filter((p) => p.kind === 'browser' && p.rendition && p.rendition !== r && !this.relays.has(p.peerId) && relaySlots(p, r) >= 2)
+        .filter((p) => p.kind === 'browser' && p.rendition && p.rendition !== r && !this.relays.has(p.peerId) && relaySlots(p, r) >= MIN_RELAY_SLOTS)
         .sort((x, y) => relaySlots(y, r) - relaySlots(x, r) || x.peerId.localeCompare(y.peerId));
       for (const p of candidates) {
         if (spare(b) >= margin(r) || relaysOfR >= maxRelays) break;

@@ -31,12 +31,15 @@ export interface OptimizerSettings {
   periodMs: number;
   /** Solver time budget per round (one channel), ms. Default 50. */
   budgetMs: number;
+  /** Ask viewers with spare upload to relay short renditions (tracker/optimizer/relay.ts). Default false. */
+  relays: boolean;
 }
 
 export const OPTIMIZER_DEFAULTS: OptimizerSettings & { churnDelayMs: number; churnGapMs: number } = {
   enabled: true,
   periodMs: 2000,
   budgetMs: 50,
+  relays: false,
   /** A churn round waits this long (a burst of leaves becomes one round). */
   churnDelayMs: 200,
   /** At most one churn round per channel this often. */
@@ -51,7 +54,8 @@ export function resolveOptimizerSettings(o: Partial<OptimizerSettings> = {}): Op
   if (typeof s.enabled !== 'boolean') throw new RangeError('optimizer.enabled must be a boolean');
   if (!(Number.isFinite(s.periodMs) && s.periodMs >= 100 && s.periodMs <= 3_600_000)) throw new RangeError('optimizer.periodMs must be 100..3600000');
   if (!(Number.isFinite(s.budgetMs) && s.budgetMs > 0 && s.budgetMs <= 10_000)) throw new RangeError('optimizer.budgetMs must be in (0, 10000]');
-  return { enabled: s.enabled, periodMs: s.periodMs, budgetMs: s.budgetMs };
+  if (typeof s.relays !== 'boolean') throw new RangeError('optimizer.relays must be a boolean');
+  return { enabled: s.enabled, periodMs: s.periodMs, budgetMs: s.budgetMs, relays: s.relays };
 }
 
 type Log = Pick<FastifyBaseLogger, 'info' | 'warn' | 'error' | 'debug'>;
@@ -174,7 +178,7 @@ export class TrackerOptimizer {
       // Relays first: a viewer asked to relay a short rendition joins that rendition's tree in
       // this very round (a tracker that just took the lead adopts the relays peers report).
       const planner = this.plannerOf(channel);
-      const relayChanges: RelayChange[] = planner.plan(overlay);
+      const relayChanges: RelayChange[] = this.settings.relays ? planner.plan(overlay) : [];
       const relaying = planner.current();
       for (const p of overlay) {
         const r = relaying.get(p.peerId);

@@ -203,7 +203,9 @@ describe('the tracker optimizer', () => {
       w.add(`lo-${i}`, 'browser');
       w.report(`lo-${i}`, { stats: { [`slots.${LO}`]: 4, [`kbps.${LO}`]: 464, spareKbps: i === 0 ? 3000 : 900 }, rendition: LO });
     }
-    const opt = new TrackerOptimizer(w.deps, { budgetMs: 50 });
+    // off by default: nothing is asked
+    expect(await new TrackerOptimizer(w.deps, { budgetMs: 50 }).runChannel(CH)).toMatchObject({ relays: 0, relayMessages: 0 });
+    const opt = new TrackerOptimizer(w.deps, { budgetMs: 50, relays: true });
     const round = await opt.runChannel(CH);
     const relays = (id: string) => w.conns.get(id)!.sent.filter((m) => m.type === 'relay');
     // lo-0 brings floor(3000 / (864 * 1.05)) = 3 slots of 360p: asked; the others (900 kbit/s) are not
@@ -223,7 +225,7 @@ describe('the tracker optimizer', () => {
     expect(again).toMatchObject({ relays: 1, relayMessages: 0 });
     expect(relays('lo-0')).toHaveLength(1);
     // a tracker taking the lead learns the relay from the reports and judges it like its own
-    const successor = new TrackerOptimizer(w.deps, { budgetMs: 50 });
+    const successor = new TrackerOptimizer(w.deps, { budgetMs: 50, relays: true });
     const taken = await successor.runChannel(CH);
     expect(taken).toMatchObject({ relays: 1, relayMessages: 0 });
     // the client's schema and the tracker's accept a report with relays
@@ -346,8 +348,9 @@ describe('the tracker optimizer', () => {
   });
 
   it('settings are checked', () => {
-    expect(resolveOptimizerSettings()).toEqual({ enabled: true, periodMs: 2000, budgetMs: 50 });
+    expect(resolveOptimizerSettings()).toEqual({ enabled: true, periodMs: 2000, budgetMs: 50, relays: false });
     expect(() => resolveOptimizerSettings({ periodMs: 5 })).toThrow(RangeError);
+    expect(() => resolveOptimizerSettings({ relays: 'yes' as unknown as boolean })).toThrow(RangeError);
     expect(() => resolveOptimizerSettings({ budgetMs: 0 })).toThrow(RangeError);
   });
 });

@@ -27,7 +27,7 @@ function viewer(id: string, rendition: string, slots: number, spareKbps?: number
 function population(): OverlayPeer[] {
   const peers = [origin()];
   for (let i = 0; i < 6; i++) peers.push(viewer(`hi-${i}`, HI, 0, 300));
-  for (let i = 0; i < 6; i++) peers.push(viewer(`lo-${i}`, LO, 4, 3000 - i * 300)); // 3000, 2700, ... 1500
+  for (let i = 0; i < 6; i++) peers.push(viewer(`lo-${i}`, LO, 4, 4000 - i * 300)); // 4000, 3700, ... 2500
   return peers;
 }
 
@@ -37,22 +37,22 @@ describe('RelayPlanner', () => {
     const peers = population();
     const changes = planner.plan(peers);
     // 360p: 6 members, 1 slot (origin); a relay brings floor(spare / (864 * 1.05)) slots and
-    // needs one: lo-0 (3000 kbit/s: 3 slots) first, lo-1 (2700: 2)
+    // needs one: lo-0 and lo-1 (4 slots each), then the cap of a quarter of 6 watchers
     expect(changes).toEqual([{ peerId: 'lo-0', renditions: [HI] }, { peerId: 'lo-1', renditions: [HI] }]);
     expect([...planner.current()]).toEqual([['lo-0', HI], ['lo-1', HI]]);
     // the same overlay again: nothing new to say
     expect(planner.plan(peers)).toEqual([]);
   });
 
-  it('never takes a donor whose own rendition would run short, nor one that brings less than two slots', () => {
+  it('never takes a donor whose own rendition would run short, nor one that brings less than three slots', () => {
     const planner = new RelayPlanner();
     const peers = [origin()];
     for (let i = 0; i < 6; i++) peers.push(viewer(`hi-${i}`, HI, 0, 300));
     // 240p has exactly its members' needs: no donor can leave it
     for (let i = 0; i < 4; i++) peers.push(viewer(`lo-${i}`, LO, 1, 3000));
     expect(planner.plan(peers)).toEqual([]);
-    // plenty of 240p slots, but each donor would bring one 360p slot only (1,800 kbit/s spare)
-    const weak = [origin(), ...Array.from({ length: 6 }, (_, i) => viewer(`hi-${i}`, HI, 0, 300)), ...Array.from({ length: 6 }, (_, i) => viewer(`lo-${i}`, LO, 4, 1800))];
+    // plenty of 240p slots, but each donor would bring two 360p slots only (2,700 kbit/s spare)
+    const weak = [origin(), ...Array.from({ length: 6 }, (_, i) => viewer(`hi-${i}`, HI, 0, 300)), ...Array.from({ length: 6 }, (_, i) => viewer(`lo-${i}`, LO, 4, 2700))];
     expect(new RelayPlanner().plan(weak)).toEqual([]);
     // without bitrate reports there is nothing to size a relay with
     const blind = population().map((p) => ({ ...p, kbps: undefined }));
