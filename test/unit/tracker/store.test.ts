@@ -265,7 +265,7 @@ describe.skipIf(!haveRedisServer())('two trackers sharing channels through redis
     await eventually(() => a!.app.tracker.registry.has('demo', 'viewer-bbbb') && b!.app.tracker.registry.has('demo', 'origin-aaaa'), 5000);
     pb.send({ type: 'signal', to: 'origin-aaaa', data: { reject: 'again' } });
     expect(await pa.next('signal', () => true, 5000)).toMatchObject({ from: 'viewer-bbbb', data: { reject: 'again' } });
-  });
+  }, 60_000); // a redis restart and ioredis's reconnect back-off: its waits add up past the unit default on a busy machine
 
   it('a tracker that stops refreshing is dropped by the others, and a late one loads the state', async () => {
     a = await startTracker(opts('tracker-a'));
