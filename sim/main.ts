@@ -58,6 +58,11 @@ async function main(): Promise<void> {
     process.stdout.write(`${v.variant.padEnd(9)} offload ${pct(v.offload)} (bound ${pct(v.offloadBound)}, fluid ${pct(v.fluidBound)})  origin ${v.bytesMB.originTotal} MB  `
       + `startup p50 ${v.startupS.p50}s p90 ${v.startupS.p90}s  rebuffer mean ${v.rebufferRatio.mean}  behind live p50 ${v.latencyS.p50}s  `
       + `piece→50/90/99% ${d.piece.join('/')}s (log2 bound ${d.log2Bound}s)\n`);
+    if (v.variant === 'http-only') continue;
+    for (const c of v.byUpload) {
+      process.stdout.write(`  upload ${String(c.uploadKbps).padStart(6)} kbit/s: ${String(c.viewers).padStart(6)} viewers  offload ${pct(c.offload)}  http ${pct(c.httpShare)}  `
+        + `up/down ${c.uploadRatio ?? '-'}  fed ${pct(c.fed)}  depth ${c.depthMean ?? '-'}\n`);
+    }
   }
   for (const p of res.perf) {
     process.stdout.write(`perf ${p.variant}: ${(p.wallMs / 1000).toFixed(1)} s wall for ${p.simMs / 1000} s simulated = ${p.ratio}x real time, ${p.events} events, peak RSS ${p.peakRssMiB} MiB${p.optimizerSolveMs ? `, optimizer ${p.optimizerSolveMs.rounds} rounds: mean ${p.optimizerSolveMs.mean} ms, p99 ${p.optimizerSolveMs.p99} ms, max ${p.optimizerSolveMs.max} ms` : ''}\n`);

@@ -8,6 +8,39 @@ import type { DisseminationRow, PeerFinal, SeriesRow, WorldResult } from './worl
 
 export interface Dist { n: number; mean: number | null; p10: number | null; p50: number | null; p90: number | null; p99: number | null; max: number | null }
 
+export interface UploadClassRow {
+  uploadKbps: number;
+  viewers: number;
+  /** Bytes from non-origin peers / all bytes the class received. */
+  offload: number | null;
+  /** HTTP bytes / all bytes the class received. */
+  httpShare: number | null;
+  /** Bytes the class uploaded / bytes it received. */
+  uploadRatio: number | null;
+  /** Share of the class with a parent at the end, and their mean depth. */
+  fed: number | null;
+  depthMean: number | null;
+}
+
+/** One row per distinct upload capacity, ascending. */
+function byUploadClass(f: PeerFinal[]): UploadClassRow[] {
+  const classes = [...new Set(f.map((x) => x.uploadKbps))].sort((a, b) => a - b);
+  return classes.map((u) => {
+    const c = f.filter((x) => x.uploadKbps === u);
+    const got = c.reduce((a, x) => a + x.fromPeers + x.fromOriginPeer + x.fromHttp, 0);
+    const fed = c.filter((x) => x.depth !== null);
+    return {
+      uploadKbps: u,
+      viewers: c.length,
+      offload: got > 0 ? r3(c.reduce((a, x) => a + x.fromPeers, 0) / got) : null,
+      httpShare: got > 0 ? r3(c.reduce((a, x) => a + x.fromHttp, 0) / got) : null,
+      uploadRatio: got > 0 ? r3(c.reduce((a, x) => a + x.uploaded, 0) / got) : null,
+      fed: c.length ? r3(fed.length / c.length) : null,
+      depthMean: fed.length ? r3(fed.reduce((a, x) => a + x.depth!, 0) / fed.length) : null,
+    };
+  });
+}
+
 export interface VariantReport {
   variant: string;
   viewersCreated: number;
@@ -35,6 +68,11 @@ export interface VariantReport {
     meanEligible: number | null;
   };
   totals: WorldResult['totals'];
+  /**
+   * Per upload class (the population's upload values): how each class was served and where it
+   * sat in the trees when it left; shows whether capacity drifted toward the origin.
+   */
+  byUpload: UploadClassRow[];
   /** Variant chandelier: what the tracker's loop did (rounds, moves, assignments, relays). */
   optimizer?: WorldResult['optimizer'];
   events: number;
@@ -120,6 +158,7 @@ export function variantReport(sc: Scenario, w: WorldResult): VariantReport {
       meanEligible: eligible,
     },
     totals: t,
+    byUpload: byUploadClass(f),
     ...(w.optimizer ? { optimizer: w.optimizer } : {}),
     events: w.events,
     series: w.series,
@@ -222,6 +261,9 @@ renditions ${sc.stream.renditions.map((r) => `${esc(r.name)} ${r.kbps} kbit/s`).
 <table><tr><th>variant</th><th>offload</th><th>offload bound</th><th>fluid bound</th><th>origin upload</th><th>root peer / HTTP (MB)</th>
 <th>startup p50/p90</th><th>rebuffering ratio mean</th><th>behind live p50/p90</th><th>piece 0 to 50/90/99%</th><th>log2 N bound</th></tr>
 ${rows}</table>
+<h2>Per upload class</h2>
+${v.filter((x) => x.variant !== 'http-only').map((x) => `<h3>${x.variant}</h3><table><tr><th>upload (kbit/s)</th><th>viewers</th><th>offload</th><th>HTTP share</th><th>uploaded / received</th><th>fed at the end</th><th>mean depth</th></tr>
+${x.byUpload.map((c) => `<tr><td>${c.uploadKbps}</td><td>${c.viewers}</td><td>${pct(c.offload)}</td><td>${pct(c.httpShare)}</td><td>${num(c.uploadRatio)}</td><td>${pct(c.fed)}</td><td>${num(c.depthMean)}</td></tr>`).join('\n')}</table>`).join('\n')}
 <h2>Over time</h2><div class="charts">
 ${svgChart('Offload (share of viewer bytes from peers)', 'time (s)', 'share', [...series('offload'), { name: 'offload bound (starling)', dashed: true, points: starling.series.map((s) => [s.t, s.offloadBound ?? NaN] as [number, number]) }, { name: 'fluid bound', dashed: true, points: starling.series.map((s) => [s.t, s.fluidBound ?? NaN] as [number, number]) }], { yMin: 0, yMax: 1 })}
 ${svgChart('Origin upload: root peer + HTTP (Mbit/s)', 'time (s)', 'Mbit/s', v.map((x) => ({ name: x.variant, points: x.series.map((s) => [s.t, s.originPeerMbps + s.httpMbps] as [number, number]) })))}

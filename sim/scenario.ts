@@ -85,6 +85,8 @@ export interface Scenario {
     liveSyncSegments: number; httpMarginMs: number; safetyMs: number; maxBufferS: number; retryMs: number;
     /** Live playlist reload period (hls.js: the target duration); 0 = one segment duration. */
     playlistRefreshMs: number;
+    /** Longest wait for peers before a segment's deadline, in segments (computeDeadline maxWaitMs; the loader's default is 2). */
+    maxWaitSegments: number;
   };
   variants: Variant[];
   metrics: { sampleS: number; trackEverySegments: number; horizonS: number };
@@ -133,7 +135,7 @@ export const DEFAULT_SCENARIO: Scenario = {
   partitions: [],
   engine: {},
   host: { targetNeighbors: 6, maintainMs: 5000, maxPendingIncoming: 8 },
-  player: { liveSyncSegments: 3, httpMarginMs: 500, safetyMs: 1000, maxBufferS: 30, retryMs: 1000, playlistRefreshMs: 0 },
+  player: { liveSyncSegments: 3, httpMarginMs: 500, safetyMs: 1000, maxBufferS: 30, retryMs: 1000, playlistRefreshMs: 0, maxWaitSegments: 2 },
   variants: ['starling', 'mesh-pull', 'http-only'],
   metrics: { sampleS: 5, trackEverySegments: 1, horizonS: 20 },
   optimizer: { periodMs: 2000, maxPasses: 20, relays: false },

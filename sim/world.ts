@@ -9,6 +9,7 @@
  * clock moves on, so a run is a pure function of (scenario, variant, seed).
  */
 import { Engine, ENGINE_DEFAULTS } from '../peer/core/engine.js';
+import { NO_DEPTH } from '../peer/core/codec.js';
 import type { EngineOptions, LoadResult } from '../peer/core/engine-api.js';
 import { describeSegment, signManifest, type Manifest } from '../peer/core/manifest.js';
 import { INIT_SEQ, type HttpSource, type PieceSource, type SegmentRef } from '../peer/core/types.js';
@@ -37,6 +38,12 @@ interface Rendition { name: string; kbps: number; share: number; index: number }
 
 interface Backoff { failures: number; until: number }
 
+/** Hops from the origin in a rendition's push tree, or null without a parent there. */
+function fedDepth(links: { parents: Record<string, string>; depth: Record<string, number> }, rendition: string): number | null {
+  const d = links.depth[rendition];
+  return links.parents[rendition] !== undefined && d !== undefined && d < NO_DEPTH ? d : null;
+}
+
 export interface PeerFinal {
   startupMs: number | null;
   stallMs: number;
@@ -49,6 +56,10 @@ export interface PeerFinal {
   uploaded: number;
   /** The rendition it watched. */
   rendition: string;
+  /** Effective upload capacity (kbit/s): the population class it was drawn from. */
+  uploadKbps: number;
+  /** Hops from the origin in its rendition's push tree when it left (null: no parent). */
+  depth: number | null;
 }
 
 class SimPeer {
@@ -158,6 +169,8 @@ export interface WorldResult {
     rejectedFrames: Record<string, number>; badPieces: number;
     connectAttempts: number; connectFailures: number; relayedLinks: number; directLinks: number;
     trackerJoins: number; trackerSamples: number;
+    /** Connections opened because an engine climbed toward a shallower parent. */
+    climbConnects: number;
   };
   medians: { uploadKbps: number; oneWayMs: number };
   events: number;
@@ -203,7 +216,7 @@ export class World {
   private httpBytes = 0;
   private last = { fromPeers: 0, fromOriginPeer: 0, fromHttp: 0, originUp: 0, http: 0, t: 0 };
   private readonly counters = {
-    connectAttempts: 0, connectFailures: 0, relayedLinks: 0, directLinks: 0, trackerJoins: 0, trackerSamples: 0,
+    connectAttempts: 0, connectFailures: 0, relayedLinks: 0, directLinks: 0, trackerJoins: 0, trackerSamples: 0, climbConnects: 0,
   };
   private readonly upSamples: number[] = [];
   private readonly owSamples: number[] = [];
@@ -463,6 +476,14 @@ export class World {
     const p = new SimPeer(idx, id, node, engine, rendition, false, playlistDelay + this.net.oneWay(node, this.httpNode), this.now);
     p.uploadKbps = Math.min(spec.upKbps, engineCap);
     holder.p = p;
+    // climbing (as PeerHost.onClimb): connect as for an assignment; the target decides as usual
+    engine.on('climb', (e) => {
+      if (!p.alive || !p.welcomed || p.conns.has(e.peerId)) return;
+      const b = p.backoff.get(e.peerId);
+      if (b && b.until > this.now) return;
+      this.counters.climbConnects++;
+      this.connect(p, e.peerId, true, false);
+    });
     engine.on('segment-complete', (e) => {
       if (p.loading && p.loadingSeq === e.ref.seq) this.dirty = true;
       const tr = this.tracked.get(`${e.ref.rendition}/${e.ref.seq}`);
@@ -520,6 +541,8 @@ export class World {
       fromHttp: s.bytesFromHttp * K,
       uploaded: s.bytesUploaded * K,
       rendition: p.rendition.name,
+      uploadKbps: p.uploadKbps,
+      depth: fedDepth(p.engine.links(), p.rendition.name),
     });
   }
 
@@ -560,7 +583,9 @@ export class World {
     this.updatePlayhead(p);
     const ahead = p.started ? p.bufEnd - p.playhead : 0;
     if (ahead > this.sc.player.maxBufferS * 1000) { p.waitUntil = this.now + ahead - this.sc.player.maxBufferS * 1000; this.plan(p); return; }
-    const deadline = computeDeadline(this.now, ahead / 1000, this.sc.stream.segmentS, { safetyMs: this.sc.player.safetyMs });
+    const deadline = computeDeadline(this.now, ahead / 1000, this.sc.stream.segmentS, {
+      safetyMs: this.sc.player.safetyMs, maxWaitMs: this.sc.player.maxWaitSegments * this.sc.stream.segmentS * 1000,
+    });
     this.load(p, k, deadline);
   }
 
@@ -836,10 +861,10 @@ export class World {
 
   /**
    * a offers to b through the tracker; b answers or rejects; ICE; the data channel opens.
-   * `assigned`: the optimizer linked them; both sides make room (drop their least useful
-   * neighbor) rather than refuse for being full.
+   * `assigned`: the optimizer linked them (or a climbs toward b); a makes room (drops its least
+   * useful neighbor) rather than refuse for being full, and so does b when `roomAtRemote`.
    */
-  private connect(a: SimPeer, bId: string, assigned = false): void {
+  private connect(a: SimPeer, bId: string, assigned = false, roomAtRemote = assigned): void {
     if (assigned) this.makeRoom(a);
     this.counters.connectAttempts++;
     a.conns.set(bId, 'out');
@@ -860,7 +885,7 @@ export class World {
       const back = toB;
       let pendingIn = 0;
       for (const v of b.conns.values()) if (v === 'in') pendingIn++;
-      if (assigned && !b.conns.has(a.id)) this.makeRoom(b);
+      if (roomAtRemote && !b.conns.has(a.id)) this.makeRoom(b);
       if (b.conns.has(a.id) || !b.engine.wantsNeighbor(a.id) || (!assigned && pendingIn >= this.sc.host.maxPendingIncoming)) {
         failA(this.now + back);
         return;
@@ -1020,10 +1045,10 @@ export class World {
       sumUp += p.uploadKbps;
       sumR += p.rendition.kbps;
       watched.add(p.rendition.index);
-      const links = p.engine.links();
-      if (links.parents[p.rendition.name] !== undefined) {
+      const depth = fedDepth(p.engine.links(), p.rendition.name);
+      if (depth !== null) {
         fed++;
-        depthSum += links.depth[p.rendition.name] ?? 0;
+        depthSum += depth;
       }
     }
     const originUp = this.origin.engine.stats().bytesUploaded;

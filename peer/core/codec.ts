@@ -89,6 +89,11 @@ export interface StatusFrame {
    */
   capacity?: number;
   ancestors?: Uint8Array;
+  /**
+   * Optional, after the filter (older peers omit it): the sender's parent in the rendition, so
+   * that a neighbor can climb toward the origin past it (Engine: climbing).
+   */
+  parent?: string;
 }
 
 export type Frame = HelloFrame | HaveFrame | RequestFrame | PieceFrame | CancelFrame | ManifestFrame | ByeFrame
@@ -118,18 +123,25 @@ export class CodecError extends Error {}
 
 // ---------------------------------------------------------------- encoding
 
+/**
+ * Big-endian writer. Byte arithmetic rather than a DataView: a DataView needs `.buffer`, which
+ * moves a small (on-heap) typed array off the heap, and most frames are small; frames are
+ * encoded and decoded on every piece, so this is the codec's hot path.
+ */
 class Writer {
   private buf: Uint8Array;
-  private dv: DataView;
   o = 0;
   constructor(size: number) {
     this.buf = new Uint8Array(size);
-    this.dv = new DataView(this.buf.buffer);
   }
   u8(v: number): void { this.buf[this.o++] = v; }
-  u16(v: number): void { this.dv.setUint16(this.o, v); this.o += 2; }
-  u32(v: number): void { this.dv.setUint32(this.o, v); this.o += 4; }
-  i32(v: number): void { this.dv.setInt32(this.o, v); this.o += 4; }
+  u16(v: number): void { const b = this.buf; b[this.o] = v >>> 8; b[this.o + 1] = v; this.o += 2; }
+  u32(v: number): void {
+    const b = this.buf;
+    b[this.o] = v >>> 24; b[this.o + 1] = v >>> 16; b[this.o + 2] = v >>> 8; b[this.o + 3] = v;
+    this.o += 4;
+  }
+  i32(v: number): void { this.u32(v >>> 0); }
   ascii(s: string): void {
     this.u8(s.length);
     for (let i = 0; i < s.length; i++) this.buf[this.o++] = s.charCodeAt(i);
@@ -234,9 +246,11 @@ export function encodeFrame(f: Frame): Uint8Array {
       if (f.ancestors && f.ancestors.length !== ANCESTOR_FILTER_BYTES) throw new CodecError('ancestor filter must be 32 bytes');
       if ((f.capacity === undefined) !== (f.ancestors === undefined)) throw new CodecError('capacity and ancestors go together');
       if (f.capacity !== undefined) checkU(f.capacity, 0xff, 'capacity');
-      const w = new Writer(1 + 1 + f.rendition.length + 2 + (f.ancestors ? 1 + ANCESTOR_FILTER_BYTES : 0));
+      if (f.parent !== undefined && (!f.ancestors || !PEER_ID_PATTERN.test(f.parent))) throw new CodecError('invalid parent');
+      const w = new Writer(1 + 1 + f.rendition.length + 2 + (f.ancestors ? 1 + ANCESTOR_FILTER_BYTES : 0) + (f.parent !== undefined ? 1 + f.parent.length : 0));
       w.u8(MsgType.STATUS); w.ascii(f.rendition); w.u8(f.depth); w.u8(f.freeSlots);
       if (f.ancestors) { w.u8(f.capacity!); w.bytes(f.ancestors); }
+      if (f.parent !== undefined) w.ascii(f.parent);
       return w.done();
     }
     default:
@@ -256,19 +270,22 @@ class Fail {
   constructor(readonly reason: DecodeErrorReason) {}
 }
 
+/** Big-endian reader over a frame (byte arithmetic, for the reason given at Writer). */
 class Reader {
-  private dv: DataView;
   o = 0;
-  constructor(private buf: Uint8Array) {
-    this.dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  }
+  constructor(private buf: Uint8Array) {}
   need(n: number): void {
     if (this.o + n > this.buf.length) throw new Fail('truncated');
   }
   u8(): number { this.need(1); return this.buf[this.o++]; }
-  u16(): number { this.need(2); const v = this.dv.getUint16(this.o); this.o += 2; return v; }
-  u32(): number { this.need(4); const v = this.dv.getUint32(this.o); this.o += 4; return v; }
-  i32(): number { this.need(4); const v = this.dv.getInt32(this.o); this.o += 4; return v; }
+  u16(): number { this.need(2); const b = this.buf, o = this.o; this.o += 2; return (b[o] << 8) | b[o + 1]; }
+  u32(): number { return this.i32() >>> 0; }
+  i32(): number {
+    this.need(4);
+    const b = this.buf, o = this.o;
+    this.o += 4;
+    return (b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3];
+  }
   ascii(): string {
     const n = this.u8();
     this.need(n);
@@ -393,7 +410,10 @@ function decodeBody(type: number, r: Reader): Frame {
       if (r.atEnd()) return { type: 'status', rendition, depth, freeSlots };
       const capacity = r.u8();
       const ancestors = r.bytes(ANCESTOR_FILTER_BYTES);
-      return { type: 'status', rendition, depth, freeSlots, capacity, ancestors };
+      if (r.atEnd()) return { type: 'status', rendition, depth, freeSlots, capacity, ancestors };
+      const parent = r.ascii();
+      if (!PEER_ID_PATTERN.test(parent)) throw new Fail('invalid-peer-id');
+      return { type: 'status', rendition, depth, freeSlots, capacity, ancestors, parent };
     }
     default:
       throw new Fail('unknown-type');

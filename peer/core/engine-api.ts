@@ -93,6 +93,12 @@ export interface EngineEvents {
   'frame-rejected': { peerId: string; reason: string };
   /** A neighbor was disconnected for misbehaviour (too many bad pieces / rejected frames). */
   'neighbor-banned': { peerId: string; reason: string };
+  /**
+   * The engine wants a link to this peer: a shallower potential parent in `rendition`, named by
+   * a neighbor's STATUS (climbing). Hosts connect to it as for an optimizer assignment (making
+   * room at the engine's maximum); it is advice, and a failed connection needs no answer.
+   */
+  'climb': { peerId: string; rendition: string };
 }
 
 /** Per-neighbor figures for the dashboard (EngineApi.neighborStats). Shape is stable. */

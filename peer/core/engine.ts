@@ -106,6 +106,10 @@ export const ENGINE_LIMITS = {
   assignmentRetryMs: 1000,
   /** A fed peer looks for a parent at least two hops shallower this often (make-before-break upgrade). */
   upgradeEveryMs: 2000,
+  /** A peer that feeds three or more climbs (asks its host for a link to a neighbor's parent) at most this often. */
+  climbEveryMs: 5000,
+  /** The same climb target is not asked for again within this long. */
+  climbRetryMs: 30_000,
   /** A peer serving children only drops a non-child neighbor open this long when it is full. */
   idleNeighborMs: 10_000,
   /** worstNeighbor() considers neighbors open at least this long. */
@@ -125,7 +129,11 @@ type NeighborState = 'hello' | 'open' | 'closed';
 
 interface HaveEntry { ref: SegmentRef; pieceCount: number; bitfield: Uint8Array }
 interface QueuedRequest { ref: SegmentRef; index: number }
-interface NeighborStatus { depth: number; free: number; capacity: number; noFeedSince: number | null; ancestors: Uint8Array | null }
+interface NeighborStatus {
+  depth: number; free: number; capacity: number; noFeedSince: number | null; ancestors: Uint8Array | null;
+  /** Its parent in the rendition, as its STATUS says (climbing). */
+  parent: string | null;
+}
 
 interface Neighbor {
   id: string;
@@ -249,6 +257,11 @@ export class Engine implements EngineApi {
   private readonly bitrate = new Map<string, number>();
   /** Rendition -> the STATUS we last broadcast ("depth/free"). */
   private readonly lastStatus = new Map<string, string>();
+  /** Scratch set of wanted() (segments already considered in this pass). */
+  private readonly wantedSeen = new Set<string>();
+  /** Climbing (maybeClimb): when we last asked for a link, and targets not to ask for again until. */
+  private lastClimbAt = -Infinity;
+  private readonly climbTried = new Map<string, number>();
   private readonly httpTimer = new HttpTimer();
   private readonly uploadBytesPerMs: number;
   private readonly serveChildrenOnly: boolean;
@@ -293,6 +306,7 @@ export class Engine implements EngineApi {
     slotRevokes: 0,
     slotRefusals: 0,
     parentChanges: 0,
+    climbs: 0,
   };
   private readonly rejectedFrames: Record<string, number> = {};
 
@@ -572,7 +586,7 @@ export class Engine implements EngineApi {
     duplicatePieces: number; latePieces: number; requestsSent: number; requestTimeouts: number;
     requestsInFlight: number; storedBytes: number; storedSegments: number; neighbors: number; banned: number; pendingLoads: number;
     piecesPushed: number; pushedReceived: number; slotGrants: number; slotRevokes: number; slotRefusals: number;
-    parentChanges: number; httpMarginMs: number;
+    parentChanges: number; climbs: number; httpMarginMs: number;
   } {
     const s = this.store.stats();
     return {
@@ -592,6 +606,7 @@ export class Engine implements EngineApi {
       slotRevokes: this.counters.slotRevokes,
       slotRefusals: this.counters.slotRefusals,
       parentChanges: this.counters.parentChanges,
+      climbs: this.counters.climbs,
       httpMarginMs: this.httpTimer.margin(0),
     };
   }
@@ -1097,9 +1112,11 @@ export class Engine implements EngineApi {
   }
 
   private statusFrame(rendition: string): StatusFrame {
+    const parent = this.parents.get(rendition);
     return {
       type: 'status', rendition, depth: this.depthOf(rendition), freeSlots: this.freeSlots(rendition),
       capacity: this.capacityIn(rendition), ancestors: this.ancestorsOf(rendition),
+      ...(parent !== undefined ? { parent } : {}),
     };
   }
 
@@ -1120,7 +1137,7 @@ export class Engine implements EngineApi {
     if (this.closed) return;
     for (const r of this.knownRenditions()) {
       const f = this.statusFrame(r);
-      const sig = `${f.depth}/${f.freeSlots}/${filterKey(f.ancestors!)}`;
+      const sig = `${f.depth}/${f.freeSlots}/${filterKey(f.ancestors!)}/${f.parent ?? ''}`;
       if (this.lastStatus.get(r) === sig) continue;
       this.lastStatus.set(r, sig);
       for (const n of [...this.neighbors.values()]) if (n.state === 'open') this.send(n, f);
@@ -1245,7 +1262,8 @@ export class Engine implements EngineApi {
   private askForSlot(cand: Neighbor, rendition: string, now: number, upgrade: boolean, assigned: boolean): void {
     this.asking.set(rendition, { peerId: cand.id, at: now, upgrade, assigned });
     this.send(cand, {
-      type: 'slot-request', rendition, deadlineMs: this.slackMs(rendition), timestamp: this.lamport.tick(),
+      // an upgrade is not urgent (we are fed): it may displace only a lower capacity class
+      type: 'slot-request', rendition, deadlineMs: upgrade ? 0xffff : this.slackMs(rendition), timestamp: this.lamport.tick(),
       capacity: this.capacityIn(rendition), assigned,
     });
   }
@@ -1254,17 +1272,60 @@ export class Engine implements EngineApi {
    * Random attachment grows trees about e·ln N deep; every upgradeEveryMs a fed peer asks a
    * neighbor with a free slot at least two hops shallower than its parent for a slot, and moves
    * there once granted (the old parent keeps pushing until then: make-before-break). Depths only
-   * shrink this way, so the tree flattens and capacity drifts toward the origin.
+   * shrink this way, so the tree flattens.
+   *
+   * A peer that can feed three or more children (capacity class 2) may also ask a full neighbor
+   * shallower than its parent: the slot table there lets it take the slot of a lower-class child (the
+   * capacity class orders slots before urgency), never of an equal one, because an upgrade asks
+   * as not urgent. Without this the first arrivals, often peers that feed nobody, keep the
+   * shallow slots for good and trees stay deep whatever the capacity below (measured: mean
+   * depth 14 in every upload class of a 1,000-viewer swarm). Each such move puts a higher class
+   * above a lower one, so it converges. (Preempting equals for upgrades churned more than it
+   * gained.)
    */
   private maybeUpgradeParent(rendition: string, now: number): void {
     if (this.asking.has(rendition)) return;
     if (now - (this.upgradeAt.get(rendition) ?? -Infinity) < ENGINE_LIMITS.upgradeEveryMs) return;
     this.upgradeAt.set(rendition, now);
     const mine = this.depthOf(rendition);
-    if (mine === NO_DEPTH || mine <= 2) return;
-    // free slots only: preempting a leaf for an upgrade was measured to churn more than it gains
-    const cand = this.pickParent(rendition, now, { belowDepth: mine - 2, freeOnly: true });
-    if (cand && cand.id !== this.parents.get(rendition)) this.askForSlot(cand, rendition, now, true, false);
+    if (mine === NO_DEPTH || mine <= 1) return;
+    const parent = this.parents.get(rendition);
+    let cand = mine > 2 ? this.pickParent(rendition, now, { belowDepth: mine - 2, freeOnly: true, exclude: parent }) : null;
+    if (!cand && capacityClass(this.capacityIn(rendition)) >= 2) {
+      // one hop up is enough here: only a lower class gives way, so these moves sort the tree
+      cand = this.pickParent(rendition, now, { belowDepth: mine - 1, fullOnly: true, exclude: parent });
+      if (!cand) this.maybeClimb(rendition, now, mine);
+    }
+    if (cand) this.askForSlot(cand, rendition, now, true, false);
+  }
+
+  /**
+   * Climbing: a peer that feeds three or more, with no neighbor two hops shallower to move to,
+   * looks one hop further, at the parents its neighbors name in STATUS. It asks its host
+   * ('climb' event; the host connects as for an assignment) for a link to the shallowest one
+   * that would lift it at least one hop (not a neighbor yet, not below us); once linked, the
+   * upgrade above takes a slot there, free or a lower class's. Neighbor sets are random, so
+   * without this a peer that could feed many may never meet a shallow parent.
+   */
+  private maybeClimb(rendition: string, now: number, mine: number): void {
+    if (now - this.lastClimbAt < ENGINE_LIMITS.climbEveryMs) return;
+    for (const [id, until] of this.climbTried) if (until <= now) this.climbTried.delete(id);
+    let best: { id: string; depth: number } | null = null;
+    for (const n of this.neighbors.values()) {
+      if (n.state !== 'open') continue;
+      const st = n.status.get(rendition);
+      if (!st || st.parent === null || st.depth === NO_DEPTH || st.depth < 1) continue;
+      const depth = st.depth - 1; // the parent's
+      if (depth > mine - 2 || st.parent === this.peerId || this.neighbors.has(st.parent) || this.climbTried.has(st.parent)) continue;
+      if (mayContain(st.ancestors, this.peerId)) continue; // below us
+      if (!best || depth < best.depth) best = { id: st.parent, depth };
+    }
+    if (!best) return;
+    this.lastClimbAt = now;
+    this.climbTried.set(best.id, now + ENGINE_LIMITS.climbRetryMs);
+    this.counters.climbs++;
+    this.log.debug({ rendition, target: best.id, depth: best.depth, mine }, 'climbing');
+    this.emit('climb', { peerId: best.id, rendition });
   }
 
   /**
@@ -1274,7 +1335,9 @@ export class Engine implements EngineApi {
    * the shallowest, then the best measured throughput, then at random. A full one is asked too
    * (our priority may outrank its lowest holder).
    */
-  private pickParent(rendition: string, now: number, opts: { belowDepth?: number; freeOnly?: boolean } = {}): Neighbor | null {
+  private pickParent(
+    rendition: string, now: number, opts: { belowDepth?: number; freeOnly?: boolean; fullOnly?: boolean; exclude?: string } = {},
+  ): Neighbor | null {
     const f = this.feasible.get(rendition);
     const bound = Math.min(ENGINE_LIMITS.maxDepth - 1, opts.belowDepth ?? Infinity, f && now < f.until ? f.depth : Infinity);
     let best: Neighbor | null = null;
@@ -1282,7 +1345,7 @@ export class Engine implements EngineApi {
     for (const n of this.neighbors.values()) {
       if (n.state !== 'open') continue;
       const st = n.status.get(rendition);
-      if (!st || st.depth >= bound || (opts.freeOnly && st.free <= 0)) continue;
+      if (!st || st.depth >= bound || (opts.freeOnly && st.free <= 0) || (opts.fullOnly && st.free > 0) || n.id === opts.exclude) continue;
       if (mayContain(st.ancestors, this.peerId)) continue; // it is (or may be) our descendant
       if ((n.refusedUntil.get(rendition) ?? -Infinity) > now) continue;
       if (this.slots.has(n.id, rendition)) continue;
@@ -1362,7 +1425,7 @@ export class Engine implements EngineApi {
     const st = n.status.get(r);
     n.status.set(r, {
       depth: f.depth, free: st?.free ?? 0, capacity: st?.capacity ?? 0,
-      noFeedSince: f.depth === NO_DEPTH ? this.clock.now() : null, ancestors: st?.ancestors ?? null,
+      noFeedSince: f.depth === NO_DEPTH ? this.clock.now() : null, ancestors: st?.ancestors ?? null, parent: st?.parent ?? null,
     });
     const upgrade = !!ask && ask.peerId === n.id && ask.upgrade && this.parents.has(r) && f.depth !== NO_DEPTH;
     if (upgrade) {
@@ -1413,7 +1476,9 @@ export class Engine implements EngineApi {
     const prev = n.status.get(f.rendition);
     const noFeedSince = f.depth === NO_DEPTH ? (prev?.noFeedSince ?? this.clock.now()) : null;
     // an older peer sends no capacity: its free slots are the best lower bound
-    n.status.set(f.rendition, { depth: f.depth, free: f.freeSlots, capacity: f.capacity ?? f.freeSlots, noFeedSince, ancestors: f.ancestors ?? null });
+    n.status.set(f.rendition, {
+      depth: f.depth, free: f.freeSlots, capacity: f.capacity ?? f.freeSlots, noFeedSince, ancestors: f.ancestors ?? null, parent: f.parent ?? null,
+    });
     if (n.status.size > ENGINE_LIMITS.maxHaveEntries) n.status.delete(n.status.keys().next().value as string);
     if (this.parents.get(f.rendition) === n.id) this.broadcastStatus(); // our depth follows our parent's
     if (!this.parents.has(f.rendition) && this.wantedRenditions().has(f.rendition)) this.maintainParents();
@@ -1545,60 +1610,71 @@ export class Engine implements EngineApi {
     return this.httpTimer.margin(load.httpMarginMs);
   }
 
-  /** Segments to fetch from peers, most urgent first. */
+  /**
+   * Segments to fetch from peers, most urgent first. Runs on every scheduling pass (each HAVE of
+   * a segment the player waits for, each tick): no per-call closures beyond one per segment
+   * returned, and the common answer (nothing: the parent pushes it all) allocates next to nothing.
+   */
   private wanted(): SchedSegment[] {
     const out: SchedSegment[] = [];
-    const seen = new Set<string>();
-    const add = (e: SegmentEntry, load: PendingLoad | undefined): void => {
-      if (seen.has(e.key) || e.held === e.pieces.length) return;
-      seen.add(e.key);
-      if (this.leftToPush(e, load)) return;
-      const pieces: number[] = [];
-      const noRequests = this.requests.noneFor(e.key);
-      for (let i = 0; i < e.pieces.length; i++) {
-        if (getBit(e.bitfield, i) || (!noRequests && this.requests.isActiveIn(e.key, i)) || load?.httpPieces.has(i)) continue;
-        pieces.push(i);
+    const seen = this.wantedSeen;
+    seen.clear();
+    if (this.loads.size > 0) {
+      const loads = this.loads.size === 1 ? [...this.loads.values()] : [...this.loads.values()].sort((a, b) => a.deadline - b.deadline);
+      for (const l of loads) {
+        const e = this.store.get(l.ref);
+        if (e) this.addWanted(out, seen, e, l);
       }
-      if (pieces.length === 0) return;
-      const ref = e.ref;
-      const parent = this.parents.get(ref.rendition);
-      out.push({
-        ref, pieces,
-        exclude: (id, index) => {
-          if (this.requests.has(id, ref, index)) return true;
-          const n = this.neighbors.get(id);
-          // the origin serves its children only (its upload budget)
-          if (n && n.kind === 'origin' && parent !== id) return true;
-          return !!n && n.badFor.has(pieceKey(ref, index));
-        },
-      });
-    };
-    const loads = [...this.loads.values()].sort((a, b) => a.deadline - b.deadline);
-    for (const l of loads) {
-      const e = this.store.get(l.ref);
-      if (e) add(e, l);
     }
     if (this.interest === 'all') {
       const bg: SegmentEntry[] = [];
       for (const r of this.store.renditions()) {
         const newest = this.store.newestSeq(r);
-        for (const e of this.store.entries()) {
-          if (e.ref.rendition !== r) continue;
+        for (const e of this.store.entriesOf(r)) {
+          if (e.held === e.pieces.length) continue;
           if (e.ref.seq === INIT_SEQ || (newest !== undefined && e.ref.seq >= newest - ENGINE_LIMITS.backlogSegments)) bg.push(e);
         }
       }
       bg.sort((a, b) => a.ref.seq - b.ref.seq || (a.ref.rendition < b.ref.rendition ? -1 : 1));
-      for (const e of bg) add(e, undefined);
+      for (const e of bg) this.addWanted(out, seen, e, undefined);
     } else if (this.interest === 'following' && this.position) {
       const pos = this.position;
-      const bg: SegmentEntry[] = [];
-      for (const e of this.store.entries()) {
-        if (e.ref.rendition === pos.rendition && (e.ref.seq === INIT_SEQ || e.ref.seq >= pos.seq)) bg.push(e);
+      let bg: SegmentEntry[] | null = null;
+      for (const e of this.store.entriesOf(pos.rendition)) {
+        if (e.held === e.pieces.length || (e.ref.seq !== INIT_SEQ && e.ref.seq < pos.seq)) continue;
+        (bg ??= []).push(e);
       }
-      bg.sort((a, b) => a.ref.seq - b.ref.seq);
-      for (const e of bg) add(e, undefined);
+      if (bg) {
+        bg.sort((a, b) => a.ref.seq - b.ref.seq);
+        for (const e of bg) this.addWanted(out, seen, e, undefined);
+      }
     }
     return out;
+  }
+
+  private addWanted(out: SchedSegment[], seen: Set<string>, e: SegmentEntry, load: PendingLoad | undefined): void {
+    if (e.held === e.pieces.length || seen.has(e.key)) return;
+    seen.add(e.key);
+    if (this.leftToPush(e, load)) return;
+    const pieces: number[] = [];
+    const noRequests = this.requests.noneFor(e.key);
+    for (let i = 0; i < e.pieces.length; i++) {
+      if (getBit(e.bitfield, i) || (!noRequests && this.requests.isActiveIn(e.key, i)) || load?.httpPieces.has(i)) continue;
+      pieces.push(i);
+    }
+    if (pieces.length === 0) return;
+    const ref = e.ref;
+    const parent = this.parents.get(ref.rendition);
+    out.push({
+      ref, pieces,
+      exclude: (id, index) => {
+        if (this.requests.has(id, ref, index)) return true;
+        const n = this.neighbors.get(id);
+        // the origin serves its children only (its upload budget)
+        if (n && n.kind === 'origin' && parent !== id) return true;
+        return !!n && n.badFor.has(pieceKey(ref, index));
+      },
+    });
   }
 
   private runSchedule(): void {

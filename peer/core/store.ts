@@ -147,6 +147,11 @@ export class SegmentStore {
     return [...this.byRendition.keys()];
   }
 
+  /** One rendition's entries (any order); empty when none are stored. */
+  entriesOf(rendition: string): Iterable<SegmentEntry> {
+    return this.byRendition.get(rendition)?.values() ?? [];
+  }
+
   *entries(): IterableIterator<SegmentEntry> {
     for (const map of this.byRendition.values()) yield* map.values();
   }

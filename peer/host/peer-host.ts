@@ -103,6 +103,8 @@ export interface PeerHostStatsDetail extends PeerHostStats {
   /** Optimizer assignments handed to the engine, and connections opened to an assigned parent. */
   assignments: number;
   assignConnects: number;
+  /** Connections opened because the engine climbs toward a shallower parent (EngineEvents 'climb'). */
+  climbConnects: number;
   /** Renditions relayed on the optimizer's request (besides the one played). */
   relaying: string[];
   knownPeers: number;
@@ -174,6 +176,7 @@ export class PeerHost {
     trackerProbeReconnects: 0,
     assignments: 0,
     assignConnects: 0,
+    climbConnects: 0,
   };
   /** Last message from the tracker (any), and the pending probe (see probeTracker). */
   private trackerHeardAt = -Infinity;
@@ -204,6 +207,7 @@ export class PeerHost {
     this.engine.on('neighbor-banned', (e) => {
       if (this.pendingBans.length < REPORT_MAX_BANS) this.pendingBans.push({ peerId: e.peerId, reason: e.reason });
     });
+    this.engine.on('climb', (e) => this.onClimb(e.peerId));
     this.cfg = {
       peersIntervalMs: posInt(opts.peersIntervalMs, HOST_DEFAULTS.peersIntervalMs, 'peersIntervalMs'),
       peersRequestMinMs: posInt(opts.peersRequestMinMs, HOST_DEFAULTS.peersRequestMinMs, 'peersRequestMinMs', 0),
@@ -317,6 +321,7 @@ export class PeerHost {
       trackerProbeReconnects: this.counters.trackerProbeReconnects,
       assignments: this.counters.assignments,
       assignConnects: this.counters.assignConnects,
+      climbConnects: this.counters.climbConnects,
       relaying: [...this.relaying],
       knownPeers: this.known.size,
       tracker: this.client.stats(),
@@ -527,6 +532,22 @@ export class PeerHost {
     conn.assigned = true;
     this.counters.assignConnects++;
     this.log.debug({ rendition, parent }, 'connecting to the assigned parent');
+  }
+
+  /**
+   * The engine climbs toward the origin: it asks for a link to a shallower peer a neighbor named
+   * as its parent. Connected as for an assignment (room is made at the engine's maximum), unless
+   * that peer is backed off after a failure.
+   */
+  private onClimb(peerId: string): void {
+    if (this.stopped || !this.running || !this.client.isWelcomed || peerId === this.myId || this.conns.has(peerId)) return;
+    const b = this.backoff.get(peerId);
+    if (b && b.until > this.timers.now()) return;
+    const conn = this.createConn(peerId, true);
+    if (!conn) return;
+    conn.assigned = true;
+    this.counters.climbConnects++;
+    this.log.debug({ peerId }, 'connecting to a shallower peer (climb)');
   }
 
   /**

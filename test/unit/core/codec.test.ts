@@ -47,9 +47,10 @@ const frameArb: fc.Arbitrary<Frame> = fc.oneof(
   fc.record({
     type: fc.constant('status' as const), rendition: nameArb, depth: fc.integer({ min: 0, max: 255 }),
     freeSlots: fc.integer({ min: 0, max: 255 }),
-    // always present here: without it, 32 trailing bytes would read as a filter
+    // always present here: without them, trailing bytes would read as the optional fields
     capacity: fc.integer({ min: 0, max: 255 }),
     ancestors: fc.uint8Array({ minLength: 32, maxLength: 32 }),
+    parent: peerIdArb,
   }),
 );
 
@@ -60,6 +61,24 @@ describe('STATUS ancestor filter', () => {
     const partial = new Uint8Array(bare.length + 5);
     partial.set(bare);
     expect(decodeFrame(partial)).toMatchObject({ ok: false, reason: 'truncated' });
+  });
+
+  it('carries the sender\'s parent after the filter, optionally; a bad parent id is rejected', () => {
+    const ancestors = new Uint8Array(32).fill(7);
+    const noParent = { type: 'status' as const, rendition: 'r', depth: 3, freeSlots: 2, capacity: 4, ancestors };
+    expect(decodeFrame(encodeFrame(noParent))).toEqual({ ok: true, frame: noParent });
+    const withParent = { ...noParent, parent: 'peer-A_1' };
+    const bytes = encodeFrame(withParent);
+    expect(decodeFrame(bytes)).toEqual({ ok: true, frame: withParent });
+    expect(() => encodeFrame({ ...noParent, parent: 'bad id' })).toThrow(/invalid parent/);
+    expect(() => encodeFrame({ type: 'status', rendition: 'r', depth: 3, freeSlots: 2, parent: 'p' })).toThrow(/invalid parent/);
+    const bad = bytes.slice();
+    bad[bad.length - 1] = 0x20; // a space: not a peer id character
+    expect(decodeFrame(bad)).toMatchObject({ ok: false, reason: 'invalid-peer-id' });
+    const empty = encodeFrame(noParent);
+    const withEmpty = new Uint8Array(empty.length + 1);
+    withEmpty.set(empty);
+    expect(decodeFrame(withEmpty)).toMatchObject({ ok: false, reason: 'invalid-peer-id' });
   });
 });
 
@@ -76,12 +95,13 @@ describe('codec', () => {
   it('rejects every strict prefix of a valid frame as truncated', () => {
     fc.assert(fc.property(frameArb.filter((f) => f.type !== 'piece' || f.data.length < 200), (f) => {
       const bytes = encodeFrame(f);
-      // STATUS's ancestor filter is optional: the frame without it is valid on its own
-      const bareStatus = f.type === 'status' ? bytes.length - 33 : -1;
+      // STATUS's optional fields: the frame without the parent, and without the filter too, is valid on its own
+      const noParent = f.type === 'status' ? bytes.length - 1 - f.parent!.length : -1;
+      const bareStatus = f.type === 'status' ? noParent - 33 : -1;
       const noFlags = f.type === 'slot-request' ? bytes.length - 1 : -1;
       const noCapacity = f.type === 'slot-request' ? bytes.length - 2 : -1;
       for (let len = 0; len < bytes.length; len++) {
-        if (len === bareStatus || len === noFlags || len === noCapacity) continue;
+        if (len === bareStatus || len === noParent || len === noFlags || len === noCapacity) continue;
         const r = decodeFrame(bytes.subarray(0, len));
         expect(r.ok).toBe(false);
         if (!r.ok) expect(r.reason).toBe('truncated');

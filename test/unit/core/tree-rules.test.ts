@@ -158,3 +158,93 @@ describe('optimizer assignments', () => {
     expect(() => a.assignParent(R, 'viewer-a')).toThrow(TypeError);
   });
 });
+
+describe('capacity drifts toward the origin', () => {
+  /** a fed by parent-1 at `depth` - 1 (granted), so its own depth is `depth`. */
+  async function fedAt(a: Engine, depth: number): Promise<RawPeer> {
+    a.setPlaybackPosition({ rendition: R, seq: 1 });
+    const p = fedPeer(a, 'parent-1', depth - 1);
+    await run(100, a);
+    p.send({ type: 'slot-grant', rendition: R, depth: depth - 1, timestamp: 1 });
+    await env.net.settle();
+    expect(a.links().depth[R]).toBe(depth);
+    return p;
+  }
+
+  it('a peer that can feed three or more asks a full shallower neighbor, as not urgent, and moves make-before-break', async () => {
+    const a = viewer('viewer-a'); // 8 slots: capacity class 2
+    const p = await fedAt(a, 6);
+    const full = fedPeer(a, 'full-1', 4, emptyAncestors(), 0); // 4 < our parent's 5: one hop up
+    await run(2_100, a);
+    const asks = full.of('slot-request');
+    expect(asks).toHaveLength(1);
+    expect(asks[0].deadlineMs).toBe(0xffff); // an upgrade outranks only a lower capacity class
+    expect(asks[0].capacity).toBeGreaterThanOrEqual(3);
+    expect(a.links().parents[R]).toBe('parent-1');
+    full.send({ type: 'slot-grant', rendition: R, depth: 4, timestamp: 2 });
+    await env.net.settle();
+    expect(a.links().parents[R]).toBe('full-1');
+    expect(p.of('slot-revoke').map((f) => f.reason)).toEqual([RevokeReason.released]);
+  });
+
+  it('a peer that feeds one or two does not ask full neighbors for an upgrade', async () => {
+    const a = viewer('viewer-a', { maxChildren: 2 });
+    await fedAt(a, 6);
+    const full = fedPeer(a, 'full-1', 2, emptyAncestors(), 0);
+    await run(6_000, a);
+    expect(full.of('slot-request')).toHaveLength(0);
+  });
+
+  it('a parent gives a not-urgent upgrade the slot of a lower-class child, never of an equal one', async () => {
+    const x = viewer('viewer-x', { maxChildren: 2 });
+    await fedAt(x, 3);
+    const child = (id: string, capacity: number, deadlineMs: number, timestamp: number) => {
+      const c = new RawPeer(env.net, id, x);
+      c.hello('browser');
+      c.send({ type: 'slot-request', rendition: R, deadlineMs, timestamp, capacity });
+      return c;
+    };
+    const leaf = child('leaf-1', 0, 0, 10);
+    const big = child('big-1', 6, 0, 11);
+    await env.net.settle();
+    expect(leaf.of('slot-grant')).toHaveLength(1);
+    expect(big.of('slot-grant')).toHaveLength(1);
+    const climber = child('climber-1', 8, 0xffff, 12);
+    await env.net.settle();
+    expect(climber.of('slot-grant')).toHaveLength(1);
+    expect(leaf.of('slot-revoke').map((f) => f.reason)).toEqual([RevokeReason.preempted]);
+    const another = child('climber-2', 8, 0xffff, 13);
+    await env.net.settle();
+    expect(another.of('slot-revoke').map((f) => f.reason)).toEqual([RevokeReason.full]);
+    expect(big.of('slot-revoke')).toHaveLength(0);
+    expect(climber.of('slot-revoke')).toHaveLength(0);
+  });
+
+  it('climbs: asks its host for a link to the shallowest parent its neighbors name, once per target, never below itself', async () => {
+    const a = viewer('viewer-a');
+    const climbs: Array<{ peerId: string; rendition: string }> = [];
+    a.on('climb', (e) => climbs.push(e));
+    await fedAt(a, 7);
+    // neighbors at our depth name their parents (depth 6, 5): too shallow a gain for 'near-1'
+    // (its parent at 6 would not lift us), enough for 'mid-1' (its parent at 4 lifts us 2)
+    const near = new RawPeer(env.net, 'near-1', a);
+    near.hello('browser');
+    near.send({ type: 'status', rendition: R, depth: 7, freeSlots: 0, capacity: 0, ancestors: emptyAncestors(), parent: 'near-parent' });
+    const mid = new RawPeer(env.net, 'mid-1', a);
+    mid.hello('browser');
+    mid.send({ type: 'status', rendition: R, depth: 5, freeSlots: 0, capacity: 1, ancestors: emptyAncestors(), parent: 'mid-parent' });
+    // a descendant of ours naming a shallow parent (impossible but hostile) is ignored
+    const desc = new RawPeer(env.net, 'desc-1', a);
+    desc.hello('browser');
+    desc.send({ type: 'status', rendition: R, depth: 2, freeSlots: 0, capacity: 0, ancestors: childAncestors(null, 'viewer-a'), parent: 'desc-parent' });
+    await run(2_100, a);
+    // mid-1 itself (depth 5) is full and one hop above our parent: asked first as an upgrade
+    expect(mid.of('slot-request')).toHaveLength(1);
+    mid.send({ type: 'slot-revoke', rendition: R, reason: RevokeReason.full });
+    await run(6_000, a);
+    expect(climbs).toEqual([{ peerId: 'mid-parent', rendition: R }]);
+    await run(20_000, a);
+    expect(climbs).toHaveLength(1); // not asked for again within climbRetryMs
+    expect(a.debugStats().climbs).toBe(1);
+  });
+});

@@ -195,3 +195,47 @@ describe('optimizer report helpers', () => {
     expect(stats['depth.r01']).toBeUndefined();
   });
 });
+
+/** An engine whose 'climb' events the test fires. */
+class ClimbingEngine extends FakeEngine {
+  private climb: ((e: { peerId: string; rendition: string }) => void) | null = null;
+  override on(event?: string, handler?: unknown): () => void {
+    if (event === 'climb') this.climb = handler as (e: { peerId: string; rendition: string }) => void;
+    return () => {};
+  }
+  fire(peerId: string): void { this.climb?.({ peerId, rendition: '360p' }); }
+}
+
+describe('PeerHost: climbing', () => {
+  beforeEach(() => FakeWebSocket.reset());
+
+  it('connects to the peer the engine climbs toward, beyond targetNeighbors, once, and not to itself', async () => {
+    const engine = new ClimbingEngine(ME);
+    const s = await setup(engine, 2);
+    for (const c of s.transport.live()) c.open();
+    expect(s.transport.connectors).toHaveLength(2); // at target
+    engine.fire('gggg-0007');
+    const conns = s.transport.to('gggg-0007');
+    expect(conns).toHaveLength(1);
+    expect(conns[0].opts.initiator).toBe(true);
+    engine.fire('gggg-0007'); // in progress: no second connection
+    engine.fire(ME);
+    engine.fire('aaaa-0001'); // already a neighbor
+    expect(s.transport.connectors).toHaveLength(3);
+    conns[0].open();
+    expect(engine.links.has('gggg-0007')).toBe(true);
+    expect(s.host.stats().climbConnects).toBe(1);
+  });
+
+  it('makes room for it at the engine\'s maximum', async () => {
+    const engine = new ClimbingEngine(ME);
+    engine.maxNeighbors = 2;
+    const s = await setup(engine, 2);
+    for (const c of s.transport.live()) c.open();
+    engine.worst = 'bbbb-0002';
+    engine.fire('gggg-0007');
+    s.transport.to('gggg-0007')[0].open();
+    expect(engine.dropped).toEqual(['bbbb-0002']);
+    expect(engine.links.has('gggg-0007')).toBe(true);
+  });
+});

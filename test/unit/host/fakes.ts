@@ -208,7 +208,7 @@ export class FakeEngine implements EngineApi {
   neighborStats(): NeighborStat[] {
     return [...this.links.keys()].map((peerId) => ({ peerId, kind: 'browser' as const, bytesSent: 0, bytesReceived: 0 }));
   }
-  on(): () => void {
+  on(_event?: string, _handler?: unknown): () => void {
     return () => {};
   }
   close(): void {
