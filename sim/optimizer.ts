@@ -11,7 +11,7 @@
  * report (perf.json). RTTs: the modelled ones when given (what RTT reports from peers would
  * give the tracker; the real tracker has none yet and uses the optimizer's default).
  */
-import { seededRandom } from '../tracker/chandelier/index.js';
+import { seededRandom, type OptimizeOptions } from '../tracker/chandelier/index.js';
 import { HONOUR_WINDOW_MS, OptimizerLoop, type Assignment, type OverlayPeer, type RoundFigures } from '../tracker/optimizer/loop.js';
 import { RelayPlanner, type RelayChange } from '../tracker/optimizer/relay.js';
 import type { NatType } from '../tracker/nat.js';
@@ -41,8 +41,13 @@ export class SimOptimizer {
   private readonly loop: OptimizerLoop;
   private readonly relays = new RelayPlanner();
 
-  constructor(seed: number, maxPasses: number, periodMs: number, private readonly withRelays: boolean, private readonly rtt?: (a: string, b: string) => number) {
-    this.loop = new OptimizerLoop({ random: seededRandom(seed), maxPasses }, { honourRounds: Math.max(1, Math.ceil(HONOUR_WINDOW_MS / periodMs)) });
+  constructor(
+    seed: number, maxPasses: number, periodMs: number, private readonly withRelays: boolean,
+    private readonly rtt?: (a: string, b: string) => number,
+    /** Solver settings a scenario may change (weights, minGain); the tracker's defaults otherwise. */
+    tuning: Pick<OptimizeOptions, 'weights' | 'minGain'> = {},
+  ) {
+    this.loop = new OptimizerLoop({ random: seededRandom(seed), maxPasses, ...tuning }, { honourRounds: Math.max(1, Math.ceil(HONOUR_WINDOW_MS / periodMs)) });
   }
 
   /** One round as the tracker plugin runs it: relays first (tracker/optimizer/relay.ts), then the loop. */

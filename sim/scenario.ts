@@ -3,6 +3,7 @@
  * file only says what differs. See sim/README.md for the meaning of each field.
  */
 import type { NatType } from './net.js';
+import { DEFAULT_WEIGHTS, type Weights } from '../tracker/chandelier/index.js';
 
 /**
  * starling: the engine alone (push trees it builds itself + mesh repair + HTTP at the deadline);
@@ -94,7 +95,11 @@ export interface Scenario {
    * The tracker's Chandelier loop (variant chandelier): round period, DGS passes per round, and
    * whether it asks viewers to relay short renditions (tracker/optimizer/relay.ts).
    */
-  optimizer: { periodMs: number; maxPasses: number; relays: boolean };
+  optimizer: {
+    periodMs: number; maxPasses: number; relays: boolean;
+    /** Solver experiments: weights (tracker/chandelier DEFAULT_WEIGHTS names) and minGain; empty = the tracker's defaults. */
+    weights: Partial<Weights>; minGain: number | null;
+  };
 }
 
 export const DEFAULT_SCENARIO: Scenario = {
@@ -138,7 +143,7 @@ export const DEFAULT_SCENARIO: Scenario = {
   player: { liveSyncSegments: 3, httpMarginMs: 500, safetyMs: 1000, maxBufferS: 30, retryMs: 1000, playlistRefreshMs: 0, maxWaitSegments: 2 },
   variants: ['starling', 'mesh-pull', 'http-only'],
   metrics: { sampleS: 5, trackEverySegments: 1, horizonS: 20 },
-  optimizer: { periodMs: 2000, maxPasses: 20, relays: false },
+  optimizer: { periodMs: 2000, maxPasses: 20, relays: false, weights: {}, minGain: null },
 };
 
 function isObj(v: unknown): v is Record<string, unknown> {
@@ -151,7 +156,7 @@ function merge<T>(base: T, over: unknown, path: string): T {
   if (isObj(base) && isObj(over)) {
     const out: Record<string, unknown> = { ...base };
     for (const [k, v] of Object.entries(over)) {
-      if (!(k in base) && path !== 'engine') throw new Error(`scenario: unknown field ${path ? `${path}.` : ''}${k}`);
+      if (!(k in base) && path !== 'engine' && path !== 'optimizer.weights') throw new Error(`scenario: unknown field ${path ? `${path}.` : ''}${k}`);
       out[k] = merge((base as Record<string, unknown>)[k], v, path ? `${path}.${k}` : k);
     }
     return out as T;
@@ -176,5 +181,10 @@ export function parseScenario(json: unknown): Scenario {
   for (const r of [s.origin.region, s.http.region, s.tracker.region, s.network.turnRegion, ...s.partitions.flatMap((p) => p.regions)]) {
     if (!regionNames.includes(r)) throw new Error(`scenario: unknown region ${r}`);
   }
+  for (const [k, v] of Object.entries(s.optimizer.weights)) {
+    if (!(k in DEFAULT_WEIGHTS)) throw new Error(`scenario: unknown optimizer weight ${k}`);
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new Error(`scenario: optimizer.weights.${k} must be a number >= 0`);
+  }
+  if (s.optimizer.minGain !== null && !(Number.isFinite(s.optimizer.minGain) && s.optimizer.minGain >= 0)) throw new Error('scenario: optimizer.minGain must be >= 0');
   return s;
 }

@@ -51,6 +51,10 @@ describe('simulator', () => {
   it('rejects unknown scenario fields and accepts every shipped scenario', () => {
     expect(() => parseScenario({ ...tiny, bogus: 1 })).toThrow(/unknown field bogus/);
     expect(() => parseScenario({ ...tiny, origin: { region: 'mars' } })).toThrow(/unknown region/);
+    expect(parseScenario({ ...tiny, optimizer: { weights: { stay: 3 }, minGain: 0.5 } }).optimizer).toMatchObject({ weights: { stay: 3 }, minGain: 0.5 });
+    expect(() => parseScenario({ ...tiny, optimizer: { weights: { bogus: 1 } } })).toThrow(/unknown optimizer weight bogus/);
+    expect(() => parseScenario({ ...tiny, optimizer: { weights: { stay: -1 } } })).toThrow(/optimizer.weights.stay/);
+    expect(() => parseScenario({ ...tiny, optimizer: { minGain: -0.1 } })).toThrow(/minGain/);
     for (const f of ['small', 'flash-crowd', 'churn-outage-partition', 'calibration-10', 'scale-1k', 'scale-10k', 'scale-10k-16s', 'scale-100k']) {
       const raw = JSON.parse(readFileSync(join(import.meta.dirname, '../../../sim/scenarios', `${f}.json`), 'utf8'));
       expect(() => parseScenario(raw), f).not.toThrow();
