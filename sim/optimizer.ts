@@ -45,7 +45,7 @@ export class SimOptimizer {
     seed: number, maxPasses: number, periodMs: number, private readonly withRelays: boolean,
     private readonly rtt?: (a: string, b: string) => number,
     /** Solver settings a scenario may change (weights, minGain); the tracker's defaults otherwise. */
-    tuning: Pick<OptimizeOptions, 'weights' | 'minGain'> = {},
+    tuning: Pick<OptimizeOptions, 'weights' | 'minGain' | 'maxSwitches'> = {},
   ) {
     this.loop = new OptimizerLoop({ random: seededRandom(seed), maxPasses, ...tuning }, { honourRounds: Math.max(1, Math.ceil(HONOUR_WINDOW_MS / periodMs)) });
   }

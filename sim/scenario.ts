@@ -99,6 +99,8 @@ export interface Scenario {
     periodMs: number; maxPasses: number; relays: boolean;
     /** Solver experiments: weights (tracker/chandelier DEFAULT_WEIGHTS names) and minGain; empty = the tracker's defaults. */
     weights: Partial<Weights>; minGain: number | null;
+    /** Churn budget: DGS switches per rendition and round (OptimizeOptions.maxSwitches); null = none. */
+    maxSwitches: number | null;
   };
 }
 
@@ -143,7 +145,7 @@ export const DEFAULT_SCENARIO: Scenario = {
   player: { liveSyncSegments: 3, httpMarginMs: 500, safetyMs: 1000, maxBufferS: 30, retryMs: 1000, playlistRefreshMs: 0, maxWaitSegments: 2 },
   variants: ['starling', 'mesh-pull', 'http-only'],
   metrics: { sampleS: 5, trackEverySegments: 1, horizonS: 20 },
-  optimizer: { periodMs: 2000, maxPasses: 20, relays: false, weights: {}, minGain: null },
+  optimizer: { periodMs: 2000, maxPasses: 20, relays: false, weights: {}, minGain: null, maxSwitches: null },
 };
 
 function isObj(v: unknown): v is Record<string, unknown> {
@@ -185,6 +187,7 @@ export function parseScenario(json: unknown): Scenario {
     if (!(k in DEFAULT_WEIGHTS)) throw new Error(`scenario: unknown optimizer weight ${k}`);
     if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new Error(`scenario: optimizer.weights.${k} must be a number >= 0`);
   }
+  if (s.optimizer.maxSwitches !== null && !(Number.isInteger(s.optimizer.maxSwitches) && s.optimizer.maxSwitches >= 0)) throw new Error('scenario: optimizer.maxSwitches must be an integer >= 0');
   if (s.optimizer.minGain !== null && !(Number.isFinite(s.optimizer.minGain) && s.optimizer.minGain >= 0)) throw new Error('scenario: optimizer.minGain must be >= 0');
   return s;
 }

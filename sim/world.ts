@@ -286,7 +286,11 @@ export class World {
       this.optimizer = new SimOptimizer(mixSeed(sc.seed, 5), sc.optimizer.maxPasses, period, sc.optimizer.relays, (a, b) => {
         const x = this.byId.get(a)?.node, y = this.byId.get(b)?.node;
         return x && y ? 2 * this.net.oneWay(x, y) : 200;
-      }, { weights: sc.optimizer.weights, ...(sc.optimizer.minGain !== null ? { minGain: sc.optimizer.minGain } : {}) });
+      }, {
+        weights: sc.optimizer.weights,
+        ...(sc.optimizer.minGain !== null ? { minGain: sc.optimizer.minGain } : {}),
+        ...(sc.optimizer.maxSwitches !== null ? { maxSwitches: sc.optimizer.maxSwitches } : {}),
+      });
       const tick = () => { this.optimizerRound(); this.q.at(this.now + period, tick); };
       this.q.at(period, tick);
     }

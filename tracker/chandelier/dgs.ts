@@ -31,6 +31,8 @@ const SWAP = 2;
 export interface DgsOptions {
   minGain: number;
   maxPasses: number;
+  /** Moves + swaps applied at most (Infinity: no budget). */
+  maxSwitches: number;
   swaps: boolean;
   limits: CandidateLimits;
   /** Returns true when the time budget is spent. */
@@ -351,6 +353,7 @@ export class Dgs {
       let applied = 0;
       for (const k of order) {
         if (this.timeUp(16)) return;
+        if (this.stats.moves + this.stats.swaps >= opts.maxSwitches) return; // the churn budget: best gains went first
         const c = who[k];
         this.evalBest(c);
         if (this.bestKind === NONE) continue;

@@ -38,6 +38,8 @@ export function seededRandom(seed: number): () => number {
 function context(opts: OptimizeOptions, random: () => number, outOfTime: () => boolean, input: OptimizeInput | null): RoundContext {
   const minGain = opts.minGain ?? 0.05;
   const maxPasses = opts.maxPasses ?? 50;
+  const maxSwitches = opts.maxSwitches ?? Infinity;
+  if (!(maxSwitches === Infinity || (Number.isInteger(maxSwitches) && maxSwitches >= 0))) throw new TypeError('maxSwitches must be an integer >= 0');
   if (!(minGain >= 0 && Number.isFinite(minGain))) throw new TypeError('minGain must be a finite number >= 0');
   if (!(Number.isInteger(maxPasses) && maxPasses >= 0)) throw new TypeError('maxPasses must be an integer >= 0');
   return {
@@ -46,6 +48,7 @@ function context(opts: OptimizeOptions, random: () => number, outOfTime: () => b
     random,
     minGain,
     maxPasses,
+    maxSwitches,
     swaps: opts.swaps ?? true,
     outOfTime,
     now: opts.now,

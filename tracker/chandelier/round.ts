@@ -16,6 +16,7 @@ export interface RoundContext {
   random: () => number;
   minGain: number;
   maxPasses: number;
+  maxSwitches: number;
   swaps: boolean;
   outOfTime: () => boolean;
   /** For the phase timings only. */
@@ -63,6 +64,7 @@ export function solveRendition(input: RenditionInput, ctx: RoundContext): { resu
   const dgs = new Dgs(inst, cands, tree, {
     minGain: ctx.minGain,
     maxPasses: ctx.maxPasses,
+    maxSwitches: ctx.maxSwitches,
     swaps: ctx.swaps,
     limits: ctx.limits,
     outOfTime: ctx.outOfTime,

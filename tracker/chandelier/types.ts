@@ -138,6 +138,12 @@ export interface OptimizeOptions {
   minGain?: number;
   /** Upper bound on DGS passes per rendition. Default 50. */
   maxPasses?: number;
+  /**
+   * Upper bound on DGS switches (moves + swaps) applied per rendition and round, best gains
+   * first; placing orphans does not count. Each switch costs a child a parent change (a new
+   * connection, a slot grant, a gap), so a churn budget. Default: none.
+   */
+  maxSwitches?: number;
   /** Consider swaps (two children exchange parents). Default true. */
   swaps?: boolean;
 }

@@ -25,6 +25,26 @@ describe('Chandelier optimizer: properties over random instances', () => {
     });
   }
 
+  it('a churn budget (maxSwitches) caps moves + swaps per round, keeps the plan valid, and the best gains go first', () => {
+    let capped = 0;
+    for (let seed = 1; seed <= 15; seed++) {
+      const input = randomInstance(seed, 40 + seed * 5, false);
+      const free = optimize({ renditions: [input] }).renditions[0];
+      for (const budget of [0, 3]) {
+        const r = optimize({ renditions: [input] }, { maxSwitches: budget }).renditions[0];
+        checkPlan(input, r); // placement still completes: orphans are not budgeted
+        expect(r.moves + r.swaps, `seed ${seed}`).toBeLessThanOrEqual(budget);
+        expect(r.placed).toBe(free.placed);
+        expect(r.objectiveAfter).toBeLessThanOrEqual(free.objectiveAfter + 1e-9);
+        expect(r.objectiveAfter).toBeGreaterThanOrEqual(r.objectiveStart - 1e-9);
+        if (free.moves + free.swaps > budget) capped++;
+      }
+    }
+    expect(capped).toBeGreaterThan(5); // the budget did bind on these instances
+    expect(() => optimize({ renditions: [randomInstance(1, 10, false)] }, { maxSwitches: -1 })).toThrow(/maxSwitches/);
+    expect(() => optimize({ renditions: [randomInstance(1, 10, false)] }, { maxSwitches: 1.5 })).toThrow(/maxSwitches/);
+  });
+
   it('stays valid over rounds of churn, and moves little', () => {
     const rnd = mulberry32(99);
     let s = synthetic({ peers: 400, scopes: 4 }, rnd);
