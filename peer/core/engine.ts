@@ -1620,8 +1620,7 @@ export class Engine implements EngineApi {
     const seen = this.wantedSeen;
     seen.clear();
     if (this.loads.size > 0) {
-      const loads = this.loads.size === 1 ? [...this.loads.values()] : [...this.loads.values()].sort((a, b) => a.deadline - b.deadline);
-      for (const l of loads) {
+      for (const l of [...this.loads.values()].sort((a, b) => a.deadline - b.deadline)) {
         const e = this.store.get(l.ref);
         if (e) this.addWanted(out, seen, e, l);
       }

@@ -522,16 +522,27 @@ export class PeerHost {
       return;
     }
     this.counters.assignments++;
-    if (parent === null || parent === this.myId || this.conns.has(parent) || !this.running || !this.client.isWelcomed) return;
+    if (parent === null) return;
     // A recent failure backs the peer off as usual (the assignment then expires in the engine and
     // the optimizer notices it was not honoured); a closed link's short back-off does not count.
-    const b = this.backoff.get(parent);
-    if (b && b.failures > 0 && b.until > this.timers.now()) return;
-    const conn = this.createConn(parent, true);
-    if (!conn) return;
-    conn.assigned = true;
+    if (!this.connectToParent(parent, false)) return;
     this.counters.assignConnects++;
     this.log.debug({ rendition, parent }, 'connecting to the assigned parent');
+  }
+
+  /**
+   * Opens a link to a would-be parent (an assignment or a climb) unless we hold one or it is
+   * backed off: after a failure only, or after any close too (`anyBackoff`). On open, room is
+   * made for it at the engine's maximum (Conn.assigned). True if a connection was started.
+   */
+  private connectToParent(peerId: string, anyBackoff: boolean): boolean {
+    if (this.stopped || !this.running || !this.client.isWelcomed || peerId === this.myId || this.conns.has(peerId)) return false;
+    const b = this.backoff.get(peerId);
+    if (b && (anyBackoff || b.failures > 0) && b.until > this.timers.now()) return false;
+    const conn = this.createConn(peerId, true);
+    if (!conn) return false;
+    conn.assigned = true;
+    return true;
   }
 
   /**
@@ -540,12 +551,7 @@ export class PeerHost {
    * that peer is backed off after a failure.
    */
   private onClimb(peerId: string): void {
-    if (this.stopped || !this.running || !this.client.isWelcomed || peerId === this.myId || this.conns.has(peerId)) return;
-    const b = this.backoff.get(peerId);
-    if (b && b.until > this.timers.now()) return;
-    const conn = this.createConn(peerId, true);
-    if (!conn) return;
-    conn.assigned = true;
+    if (!this.connectToParent(peerId, true)) return;
     this.counters.climbConnects++;
     this.log.debug({ peerId }, 'connecting to a shallower peer (climb)');
   }
