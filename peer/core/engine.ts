@@ -261,6 +261,8 @@ export class Engine implements EngineApi {
   private readonly wantedSeen = new Set<string>();
   /** Climbing (maybeClimb): when we last asked for a link, and targets not to ask for again until. */
   private lastClimbAt = -Infinity;
+  /** The tracker's optimizer has sent us an assignment: class-2 upgrades and climbing stay off. */
+  private steered = false;
   private readonly climbTried = new Map<string, number>();
   private readonly httpTimer = new HttpTimer();
   private readonly uploadBytesPerMs: number;
@@ -534,6 +536,7 @@ export class Engine implements EngineApi {
     if (peerId !== null && (typeof peerId !== 'string' || peerId.length === 0 || peerId.length > 64 || peerId === this.peerId)) {
       throw new TypeError('invalid parent peer id');
     }
+    this.steered = true;
     if (peerId === null) this.assigned.delete(rendition);
     else if (this.assigned.get(rendition)?.peerId !== peerId) this.assigned.set(rendition, { peerId, at: this.clock.now(), askedAt: -Infinity });
     this.maintainParents();
@@ -1291,7 +1294,8 @@ export class Engine implements EngineApi {
     if (mine === NO_DEPTH || mine <= 1) return;
     const parent = this.parents.get(rendition);
     let cand = mine > 2 ? this.pickParent(rendition, now, { belowDepth: mine - 2, freeOnly: true, exclude: parent }) : null;
-    if (!cand && capacityClass(this.capacityIn(rendition)) >= 2) {
+    // under an optimizer the tracker sorts capacity itself: two controllers would fight over slots
+    if (!cand && !this.steered && capacityClass(this.capacityIn(rendition)) >= 2) {
       // one hop up is enough here: only a lower class gives way, so these moves sort the tree
       cand = this.pickParent(rendition, now, { belowDepth: mine - 1, fullOnly: true, exclude: parent });
       if (!cand) this.maybeClimb(rendition, now, mine);

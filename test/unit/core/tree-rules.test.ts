@@ -248,3 +248,25 @@ describe('capacity drifts toward the origin', () => {
     expect(a.debugStats().climbs).toBe(1);
   });
 });
+
+describe('capacity drift under the optimizer', () => {
+  it('a peer the optimizer steers leaves capacity sorting to it: no full-neighbor upgrades, no climbs', async () => {
+    const a = viewer('viewer-a');
+    const climbs: string[] = [];
+    a.on('climb', (e) => climbs.push(e.peerId));
+    a.assignParent(R, null); // the tracker runs an optimizer (a withdrawal is enough to tell)
+    a.setPlaybackPosition({ rendition: R, seq: 1 });
+    const p = fedPeer(a, 'parent-1', 5);
+    await run(100, a);
+    p.send({ type: 'slot-grant', rendition: R, depth: 5, timestamp: 1 });
+    await env.net.settle();
+    const full = fedPeer(a, 'full-1', 4, emptyAncestors(), 0);
+    const mid = new RawPeer(env.net, 'mid-1', a);
+    mid.hello('browser');
+    mid.send({ type: 'status', rendition: R, depth: 4, freeSlots: 0, capacity: 1, ancestors: emptyAncestors(), parent: 'mid-parent' });
+    await run(8_000, a);
+    expect(full.of('slot-request')).toHaveLength(0);
+    expect(mid.of('slot-request')).toHaveLength(0);
+    expect(climbs).toEqual([]);
+  });
+});
