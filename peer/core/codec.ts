@@ -34,6 +34,8 @@ export const MsgType = {
   SLOT_REVOKE: 0x09,
   SLOT_REQUEST: 0x0a,
   STATUS: 0x0b,
+  /** Liveness: sent when nothing else went to a neighbor for a while (no fields). */
+  KEEPALIVE: 0x0c,
 } as const;
 
 /** SLOT_REVOKE reasons. */
@@ -96,8 +98,11 @@ export interface StatusFrame {
   parent?: string;
 }
 
+/** Nothing to say, but still here: keeps a quiet link from looking dead (Engine: silent neighbors). */
+export interface KeepaliveFrame { type: 'keepalive' }
+
 export type Frame = HelloFrame | HaveFrame | RequestFrame | PieceFrame | CancelFrame | ManifestFrame | ByeFrame
-  | SlotGrantFrame | SlotRevokeFrame | SlotRequestFrame | StatusFrame;
+  | SlotGrantFrame | SlotRevokeFrame | SlotRequestFrame | StatusFrame | KeepaliveFrame;
 export type FrameType = Frame['type'];
 
 export type DecodeErrorReason =
@@ -211,6 +216,8 @@ export function encodeFrame(f: Frame): Uint8Array {
       w.u8(MsgType.MANIFEST); w.u32(f.manifest.length); w.bytes(f.manifest);
       return w.done();
     }
+    case 'keepalive':
+      return Uint8Array.of(MsgType.KEEPALIVE);
     case 'bye': {
       const reason = sanitizeReason(f.reason);
       const w = new Writer(1 + 1 + reason.length);
@@ -415,6 +422,8 @@ function decodeBody(type: number, r: Reader): Frame {
       if (!PEER_ID_PATTERN.test(parent)) throw new Fail('invalid-peer-id');
       return { type: 'status', rendition, depth, freeSlots, capacity, ancestors, parent };
     }
+    case MsgType.KEEPALIVE:
+      return { type: 'keepalive' };
     default:
       throw new Fail('unknown-type');
   }

@@ -19,7 +19,7 @@ import {
 } from './codec.js';
 import { SegmentStore, segmentKey, type SegmentEntry } from './store.js';
 import {
-  coalesce, fallbackPieces, HttpTimer, RequestTracker, schedule, type SchedNeighbor, type SchedSegment,
+  coalesce, fallbackPieces, pushWillDeliver, HttpTimer, RequestTracker, schedule, type SchedNeighbor, type SchedSegment,
 } from './scheduler.js';
 import { getBit } from './bitfield.js';
 import { childAncestors, emptyAncestors, filterKey, mayContain } from './ancestors.js';
@@ -52,6 +52,15 @@ export const ENGINE_DEFAULTS = {
 export const ENGINE_LIMITS = {
   /** A neighbor that has not sent HELLO within this many ms is dropped. */
   helloTimeoutMs: 10_000,
+  /** An open neighbor hears from us at least this often: KEEPALIVE when nothing else went out. */
+  keepaliveMs: 1000,
+  /**
+   * An open neighbor silent this long is gone (closed tab, crash, dead path) and is closed. The
+   * transport notices much later (browsers: ICE consent, 10-30 s), and until then a parent that
+   * vanished starves its whole subtree. Four keepalive periods: a busy uplink or a throttled
+   * background tab delays frames, it does not stop them.
+   */
+  silentNeighborMs: 4000,
   /** Bad pieces from one neighbor before it is banned. */
   maxBadPieces: 3,
   /** Penalised rejected frames from one neighbor before it is banned. */
@@ -169,6 +178,13 @@ interface Neighbor {
   lastRecvAt: number;
   /** Segments whose progress this neighbor has not been told of yet (HAVE coalescing, flushed on tick). */
   haveDue: Map<string, SegmentEntry>;
+  /** Clock time of its last frame, and of our last frame to it (liveness: keepaliveMs, silentNeighborMs). */
+  lastHeardAt: number;
+  lastSentAt: number;
+  /** Its pushes to us: segment key of the last pushed piece, when it came, mean gap between pushed pieces of one segment (ms, EWMA; 0 = unknown). */
+  pushKey: string;
+  pushAt: number;
+  pushGapMs: number;
 }
 
 interface PendingLoad {
@@ -309,6 +325,7 @@ export class Engine implements EngineApi {
     slotRefusals: 0,
     parentChanges: 0,
     climbs: 0,
+    silentNeighbors: 0,
   };
   private readonly rejectedFrames: Record<string, number> = {};
 
@@ -378,7 +395,8 @@ export class Engine implements EngineApi {
       have: new Map(), knowsManifest: new Set(), queue: [], cancelled: new Set(), badFor: new Set(),
       badPieces: 0, rejected: 0, bytesSent: 0, bytesReceived: 0, bytesMark: 0,
       pushQueue: [], status: new Map(), refusedUntil: new Map(), pushGraceUntil: new Map(), throughput: 0, lastRecvAt: 0,
-      haveDue: new Map(),
+      haveDue: new Map(), lastHeardAt: this.clock.now(), lastSentAt: this.clock.now(),
+      pushKey: '', pushAt: 0, pushGapMs: 0,
     };
     this.neighbors.set(n.id, n);
     link.onClose = () => this.closeNeighbor(n, 'link closed');
@@ -393,9 +411,7 @@ export class Engine implements EngineApi {
   tick(): void {
     if (this.closed) return;
     const now = this.clock.now();
-    for (const n of this.neighbors.values()) {
-      if (n.state === 'hello' && now - n.addedAt >= ENGINE_LIMITS.helloTimeoutMs) this.closeNeighbor(n, 'hello timeout', 'hello timeout');
-    }
+    this.checkLiveness(now);
     const { timedOut, forgotten } = this.requests.expire(
       now, this.requestTimeoutMs, this.requestTimeoutMs * ENGINE_LIMITS.forgetAfterTimeouts);
     this.counters.requestTimeouts += timedOut.length;
@@ -414,6 +430,27 @@ export class Engine implements EngineApi {
     this.broadcastStatus();
     this.evictIdleNeighbor(now);
     this.runSchedule();
+  }
+
+  /**
+   * Liveness of neighbors, on every tick: HELLO must come in time; an open neighbor silent for
+   * silentNeighborMs is closed (its slots and its place among our neighbors go to live peers, and
+   * a child of a vanished parent looks for another within seconds instead of waiting for the
+   * transport); and every open neighbor hears from us at least every keepaliveMs.
+   */
+  private checkLiveness(now: number): void {
+    for (const n of [...this.neighbors.values()]) {
+      if (n.state === 'hello') {
+        if (now - n.addedAt >= ENGINE_LIMITS.helloTimeoutMs) this.closeNeighbor(n, 'hello timeout', 'hello timeout');
+      } else if (n.state === 'open') {
+        if (now - n.lastHeardAt >= ENGINE_LIMITS.silentNeighborMs) {
+          this.counters.silentNeighbors++;
+          this.closeNeighbor(n, 'silent', 'silent');
+        } else if (now - n.lastSentAt >= ENGINE_LIMITS.keepaliveMs) {
+          this.send(n, { type: 'keepalive' });
+        }
+      }
+    }
   }
 
   publishSegment(manifest: Manifest, data: Uint8Array): void {
@@ -589,7 +626,7 @@ export class Engine implements EngineApi {
     duplicatePieces: number; latePieces: number; requestsSent: number; requestTimeouts: number;
     requestsInFlight: number; storedBytes: number; storedSegments: number; neighbors: number; banned: number; pendingLoads: number;
     piecesPushed: number; pushedReceived: number; slotGrants: number; slotRevokes: number; slotRefusals: number;
-    parentChanges: number; climbs: number; httpMarginMs: number;
+    parentChanges: number; climbs: number; silentNeighbors: number; httpMarginMs: number;
   } {
     const s = this.store.stats();
     return {
@@ -610,6 +647,7 @@ export class Engine implements EngineApi {
       slotRefusals: this.counters.slotRefusals,
       parentChanges: this.counters.parentChanges,
       climbs: this.counters.climbs,
+      silentNeighbors: this.counters.silentNeighbors,
       httpMarginMs: this.httpTimer.margin(0),
     };
   }
@@ -655,6 +693,7 @@ export class Engine implements EngineApi {
     if (n.state === 'closed') return false;
     try {
       n.link.send(encodeFrame(f));
+      n.lastSentAt = this.clock.now();
       return true;
     } catch (err) {
       this.log.warn({ peer: n.id, err: errorMessage(err) }, 'send failed');
@@ -720,6 +759,7 @@ export class Engine implements EngineApi {
 
   private onFrame(n: Neighbor, bytes: Uint8Array): void {
     if (this.closed || n.state === 'closed') return;
+    n.lastHeardAt = this.clock.now();
     try {
       this.handleFrame(n, bytes);
     } catch (err) {
@@ -752,6 +792,7 @@ export class Engine implements EngineApi {
       case 'slot-grant': this.onSlotGrant(n, f); return;
       case 'slot-revoke': this.onSlotRevoke(n, f); return;
       case 'status': this.onStatus(n, f); return;
+      case 'keepalive': return; // onFrame noted that it is alive
       case 'bye':
         this.log.info({ peer: n.id, reason: f.reason }, 'neighbor said bye');
         this.closeNeighbor(n, `bye: ${f.reason}`);
@@ -895,6 +936,7 @@ export class Engine implements EngineApi {
       return;
     }
     if (!rec && !pushed) this.counters.latePieces++;
+    if (pushed) this.notePush(n, entry.key);
     n.bytesReceived += f.data.length;
     if (rec) {
       const now = this.clock.now();
@@ -905,6 +947,17 @@ export class Engine implements EngineApi {
     }
     this.storePiece(ref, f.index, f.data, n.kind === 'origin' ? 'origin-peer' : 'peer', n.id);
     this.runSchedule();
+  }
+
+  /** Push progress of a parent: the HTTP fallback leaves it what it will still deliver in time. */
+  private notePush(n: Neighbor, key: string): void {
+    const now = this.clock.now();
+    if (n.pushKey === key) {
+      const gap = now - n.pushAt;
+      n.pushGapMs = n.pushGapMs > 0 ? 0.75 * n.pushGapMs + 0.25 * gap : gap;
+    }
+    n.pushKey = key;
+    n.pushAt = now;
   }
 
   // ================================================================ store and announcements
@@ -1758,7 +1811,7 @@ export class Engine implements EngineApi {
     // Before the deadline, pieces go to HTTP only when no neighbor is open at all: a neighbor
     // that has not announced a new live segment yet usually will within the deadline.
     const { pieces } = fallbackPieces({
-      now, deadline: load.deadline, marginMs: margin, pieceCount: entry.pieces.length,
+      now, deadline: load.deadline, marginMs: margin, pieceCount: entry.pieces.length, leaveToPush: this.pushLeft(load, now),
       held: (i) => getBit(entry.bitfield, i),
       viaHttp: (i) => load.httpPieces.has(i),
       inFlight: (i) => this.requests.isActive(load.ref, i),
@@ -1766,6 +1819,19 @@ export class Engine implements EngineApi {
       alone: !this.hasOpenNeighbor(),
     });
     if (pieces.length > 0) this.fetchPiecesHttp(load, entry, pieces);
+  }
+
+  /**
+   * Pieces of a late load that the parent's push will still deliver before the deadline: the
+   * fallback starts at deadline - margin, and pieces a busy chain delivers a few hundred ms later
+   * were the bulk of what viewers in deep trees fetched over HTTP. Whatever has not come by the
+   * deadline is fetched then (the player's own safety covers that fetch).
+   */
+  private pushLeft(load: PendingLoad, now: number): number {
+    const id = this.parents.get(load.ref.rendition);
+    const p = id === undefined ? undefined : this.neighbors.get(id);
+    if (!p || p.pushKey !== load.key) return 0;
+    return pushWillDeliver({ now, deadline: load.deadline, lastPushAt: p.pushAt, gapMs: p.pushGapMs, minGapMs: 1 });
   }
 
   private fetchManifestHttp(load: PendingLoad): void {

@@ -303,8 +303,11 @@ export class HttpTimer {
 
 /**
  * Fallback decision for one pending load (pure, unit-tested): which missing pieces go to HTTP
- * now. At `deadline - margin` every missing piece not already being fetched over HTTP; before
- * that, only when no neighbor is open at all, the pieces nobody in flight or announced can serve.
+ * now. At `deadline - margin` every missing piece not already being fetched over HTTP, except
+ * the first `leaveToPush` of them (the engine's estimate of what the parent's push will still
+ * deliver before the deadline: pushes go in index order, so those are the lowest indexes);
+ * before that, only when no neighbor is open at all, the pieces nobody in flight or announced
+ * can serve.
  */
 export function fallbackPieces(p: {
   now: number;
@@ -318,12 +321,29 @@ export function fallbackPieces(p: {
   /** Some open neighbor announced this piece. */
   announced(index: number): boolean;
   alone: boolean;
+  /** Missing pieces (lowest indexes first) left to an active push although late; 0 at or after the deadline. */
+  leaveToPush?: number;
 }): { late: boolean; pieces: number[] } {
   const late = p.now >= p.deadline - p.marginMs;
+  let leave = late && p.now < p.deadline ? Math.max(0, Math.floor(p.leaveToPush ?? 0)) : 0;
   const pieces: number[] = [];
   for (let i = 0; i < p.pieceCount; i++) {
     if (p.held(i) || p.viaHttp(i)) continue;
+    if (late && leave > 0) { leave--; continue; }
     if (late || (p.alone && !p.inFlight(i) && !p.announced(i))) pieces.push(i);
   }
   return { late, pieces };
+}
+
+/**
+ * How many more pieces a push will deliver before `deadline` (pure, unit-tested): none unless
+ * the push is active (its last piece came within two gaps, and at least `minGapMs`), then one per
+ * measured gap left. Used to leave the tail of a segment that is arriving to the parent instead
+ * of fetching over HTTP what is a few hundred milliseconds away.
+ */
+export function pushWillDeliver(p: { now: number; deadline: number; lastPushAt: number; gapMs: number; minGapMs: number }): number {
+  if (!(p.gapMs > 0) || p.now >= p.deadline) return 0;
+  const gap = Math.max(p.gapMs, p.minGapMs);
+  if (p.now - p.lastPushAt > 2 * gap) return 0;
+  return Math.floor((p.deadline - p.lastPushAt) / gap);
 }

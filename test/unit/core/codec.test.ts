@@ -52,6 +52,7 @@ const frameArb: fc.Arbitrary<Frame> = fc.oneof(
     ancestors: fc.uint8Array({ minLength: 32, maxLength: 32 }),
     parent: peerIdArb,
   }),
+  fc.constant({ type: 'keepalive' as const }),
 );
 
 describe('STATUS ancestor filter', () => {

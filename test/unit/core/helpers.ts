@@ -235,6 +235,11 @@ export class RawPeer {
   readonly frames: Frame[] = [];
   closedByEngine = false;
   onRequest: ((r: RequestFrame) => void) | null = null;
+  /**
+   * A live peer answers the engine's KEEPALIVE with its own (it has no timer to send them), so
+   * the engine does not close it as silent; a test that wants a vanished peer sets this to false.
+   */
+  answersKeepalive = true;
 
   constructor(readonly net: MemNet, readonly id: string, engine: Engine) {
     const [mine, theirs] = net.pair(id, engine.peerId);
@@ -244,6 +249,7 @@ export class RawPeer {
       if (!r.ok) throw new Error(`engine sent a bad frame: ${r.reason}`);
       this.frames.push(r.frame);
       if (r.frame.type === 'request') this.onRequest?.(r.frame);
+      if (r.frame.type === 'keepalive' && this.answersKeepalive && !this.closedByEngine) this.send({ type: 'keepalive' });
     };
     mine.onClose = () => { this.closedByEngine = true; };
     engine.addLink(theirs);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { coalesce, fallbackPieces, HttpTimer, RequestTracker, schedule, type SchedNeighbor } from '../../../peer/core/scheduler.js';
+import { coalesce, fallbackPieces, HttpTimer, pushWillDeliver, RequestTracker, schedule, type SchedNeighbor } from '../../../peer/core/scheduler.js';
 import type { SegmentRef } from '../../../peer/core/types.js';
 import { seededRandom } from './helpers.js';
 
@@ -150,6 +150,24 @@ describe('HTTP fallback decisions', () => {
 
   it('at deadline - margin: exactly the missing pieces not already on their way over HTTP', () => {
     expect(fallbackPieces({ ...base, now: 2500, deadline: 3000, marginMs: 500 })).toEqual({ late: true, pieces: [1, 2, 4] });
+  });
+
+  it('late, an active push keeps the lowest missing pieces it will deliver in time; at the deadline, nothing is left to it', () => {
+    expect(fallbackPieces({ ...base, now: 2500, deadline: 3000, marginMs: 500, leaveToPush: 2 })).toEqual({ late: true, pieces: [4] });
+    expect(fallbackPieces({ ...base, now: 2500, deadline: 3000, marginMs: 500, leaveToPush: 9 })).toEqual({ late: true, pieces: [] });
+    expect(fallbackPieces({ ...base, now: 3000, deadline: 3000, marginMs: 500, leaveToPush: 9 })).toEqual({ late: true, pieces: [1, 2, 4] });
+    // not late: leaveToPush changes nothing
+    expect(fallbackPieces({ ...base, alone: true, now: 1000, deadline: 3000, marginMs: 500, leaveToPush: 9 })).toEqual({ late: false, pieces: [4] });
+  });
+
+  it('a push delivers one piece per measured gap until the deadline, only while it is active', () => {
+    const at = { deadline: 3000, lastPushAt: 2400, gapMs: 100, minGapMs: 1 };
+    expect(pushWillDeliver({ ...at, now: 2500 })).toBe(6); // 2500, 2600, ... 3000
+    expect(pushWillDeliver({ ...at, now: 2600 })).toBe(6); // the next is due at 2500 + gap: still within two gaps
+    expect(pushWillDeliver({ ...at, now: 2601 })).toBe(0); // two gaps without a piece: stalled
+    expect(pushWillDeliver({ ...at, now: 3000 })).toBe(0);
+    expect(pushWillDeliver({ ...at, now: 2500, gapMs: 0 })).toBe(0); // no gap measured yet
+    expect(pushWillDeliver({ ...at, now: 2400, gapMs: 0.01, minGapMs: 1 })).toBe(600); // the floor bounds a burst's estimate
   });
 
   it('alone (no neighbor): at once, but not what is in flight or announced', () => {

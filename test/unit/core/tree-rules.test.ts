@@ -4,11 +4,11 @@
  * optimizer's parent assignments (make-before-break). Deterministic: fake clock, in-memory links.
  */
 import { beforeEach, describe, expect, it } from 'vitest';
-import type { Engine } from '../../../peer/core/engine.js';
+import { ENGINE_LIMITS, type Engine } from '../../../peer/core/engine.js';
 import { RevokeReason } from '../../../peer/core/codec.js';
 import { childAncestors, emptyAncestors, mayContain } from '../../../peer/core/ancestors.js';
 import { comparePriority } from '../../../peer/core/slots.js';
-import { FakeClock, makeEngine, makeKey, MemNet, RawPeer, type EngineEnv } from './helpers.js';
+import { FakeClock, FakeHttp, makeEngine, makeKey, makeSegment, MemNet, RawPeer, type EngineEnv } from './helpers.js';
 
 const key = makeKey();
 const R = '360p';
@@ -104,6 +104,97 @@ describe('capacity and assignment in the slot priority', () => {
     await env.net.settle();
     expect(small.of('slot-revoke').map((f) => f.reason)).toEqual([RevokeReason.full]);
     expect(big.of('slot-revoke')).toHaveLength(0);
+  });
+});
+
+describe('liveness', () => {
+  it('a quiet neighbor hears a KEEPALIVE every second and stays open while it answers', async () => {
+    const a = viewer('viewer-a');
+    const p = fedPeer(a, 'quiet-1', 2);
+    await run(100, a);
+    const before = p.of('keepalive').length;
+    await run(5_000, a);
+    // about one a second (the fake peer's answers are the only traffic: each resets nothing on our side)
+    expect(p.of('keepalive').length - before).toBeGreaterThanOrEqual(4);
+    expect(p.of('keepalive').length - before).toBeLessThanOrEqual(6);
+    expect(p.closedByEngine).toBe(false);
+    expect(a.debugStats().silentNeighbors).toBe(0);
+  });
+
+  it('a parent that falls silent is closed within silentNeighborMs and another is asked for a slot', async () => {
+    const a = viewer('viewer-a');
+    a.setPlaybackPosition({ rendition: R, seq: 1 });
+    const p = fedPeer(a, 'parent-1', 1);
+    await run(100, a);
+    expect(p.of('slot-request')).toHaveLength(1);
+    p.send({ type: 'slot-grant', rendition: R, depth: 1, timestamp: 1 });
+    await env.net.settle();
+    expect(a.links().parents[R]).toBe('parent-1');
+    const q = fedPeer(a, 'backup-1', 2);
+    const closed: string[] = [];
+    let closedAt = -1;
+    a.on('neighbor-closed', (e) => { closed.push(`${e.peerId}: ${e.reason}`); closedAt = env.clock.now(); });
+    await run(3_000, a); // still answering: nothing happens
+    expect(closed).toEqual([]);
+    expect(q.of('slot-request')).toHaveLength(0);
+    p.answersKeepalive = false; // the tab is gone; the transport has not noticed
+    const gone = env.clock.now();
+    await run(ENGINE_LIMITS.silentNeighborMs + 1_000, a);
+    expect(closed).toEqual(['parent-1: silent']);
+    expect(p.of('bye').map((f) => f.reason)).toEqual(['silent']);
+    expect(a.debugStats().silentNeighbors).toBe(1);
+    expect(a.links().parents[R]).toBeUndefined();
+    expect(q.of('slot-request')).toHaveLength(1);
+    // its last answer came up to one keepalive period before it fell silent; one tick of slack
+    expect(closedAt - gone).toBeGreaterThanOrEqual(ENGINE_LIMITS.silentNeighborMs - ENGINE_LIMITS.keepaliveMs);
+    expect(closedAt - gone).toBeLessThanOrEqual(ENGINE_LIMITS.silentNeighborMs + 50);
+  });
+});
+
+describe('HTTP fallback and an active push', () => {
+  /**
+   * A parent pushes a 10-piece segment, one piece every 300 ms from t0; the load is due at
+   * t0 + 3000 with a 500 ms margin. `stopAfter` pieces, the parent goes quiet.
+   */
+  async function pushedLoad(stopAfter: number) {
+    const x = makeSegment(key, { rendition: R, seq: 4 }, 10 * 1024 - 100, 1024);
+    const http = new FakeHttp().add(x);
+    const a = viewer('viewer-a', { http });
+    a.setPlaybackPosition(x.ref);
+    const p = fedPeer(a, 'parent-1', 1);
+    await run(100, a);
+    p.send({ type: 'slot-grant', rendition: R, depth: 1, timestamp: 1 });
+    p.send({ type: 'manifest', manifest: x.manifest.encoded });
+    await env.net.settle();
+    const t0 = env.clock.now();
+    const load = a.loadSegment(x.ref, { deadline: t0 + 3000, httpMarginMs: 500 });
+    let pushed = 0;
+    const httpAt: number[] = [];
+    for (let t = 0; t <= 3500; t += 50) {
+      if (t % 300 === 0 && pushed < stopAfter) p.sendPiece(x, pushed++);
+      await env.net.settle();
+      a.tick();
+      await env.net.settle();
+      if (http.ranges.length > httpAt.length) httpAt.push(t);
+      env.clock.advance(50);
+    }
+    const r = await load;
+    return { x, http, httpAt, r };
+  }
+
+  it('late, it leaves the parent the pieces its push will deliver before the deadline', async () => {
+    const { x, http, r } = await pushedLoad(10);
+    expect(http.ranges).toEqual([]); // piece 9 came at t0 + 2700, after deadline - margin
+    expect(r.bytesBySource.http).toBe(0);
+    expect(r.data.length).toBe(x.data.length);
+  });
+
+  it('what a push that stopped has not delivered by the deadline goes over HTTP then', async () => {
+    const { x, http, httpAt, r } = await pushedLoad(8); // pieces 0-7 by t0 + 2100, then nothing
+    expect(http.ranges.map((q) => [q.start, q.end])).toEqual([[8 * 1024, x.data.length]]);
+    // not at deadline - margin (the push looked active), but once two gaps passed without a piece
+    expect(httpAt).toEqual([2750]);
+    expect(r.bytesBySource.http).toBe(x.data.length - 8 * 1024);
   });
 });
 
