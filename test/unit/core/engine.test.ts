@@ -14,8 +14,8 @@ const R = '360p';
 let env: EngineEnv;
 beforeEach(() => { env = { clock: new FakeClock(), net: new MemNet(), key }; });
 
-function origin(): Engine {
-  return makeEngine(env, { peerId: 'origin-1', kind: 'origin', interest: 'none' }, 11);
+function origin(extra: Partial<ConstructorParameters<typeof Engine>[0]> = {}): Engine {
+  return makeEngine(env, { peerId: 'origin-1', kind: 'origin', interest: 'none', ...extra }, 11);
 }
 function seeder(id = 'seeder-1', extra: Partial<ConstructorParameters<typeof Engine>[0]> = {}): Engine {
   return makeEngine(env, { peerId: id, kind: 'seeder', interest: 'all', ...extra }, id.length * 7);
@@ -139,7 +139,7 @@ describe('Engine: distribution', () => {
   });
 
   it('prefers a seeder over the origin when both have the segment', async () => {
-    const o = origin();
+    const o = origin({ maxChildrenPerRendition: 1 }); // its one slot goes to the seeder
     const s = seeder();
     const v = viewer();
     env.net.connect(o, s);
@@ -180,7 +180,7 @@ describe('Engine: distribution', () => {
 
 describe('Engine: sparing the origin', () => {
   it('the origin pushes to one child per rendition: it uploads one copy, not one per viewer', async () => {
-    const o = origin();
+    const o = origin({ maxChildrenPerRendition: 1, maxChildren: 2 });
     const vs = ['viewer-a', 'viewer-bb', 'viewer-ccc'].map((id) => viewer(id, { interest: 'following' }));
     for (const v of vs) env.net.connect(o, v);
     env.net.connect(vs[0], vs[1]);

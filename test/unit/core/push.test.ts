@@ -113,7 +113,7 @@ function sumRejected(e: Engine): number {
 
 describe('upload slots', () => {
   it('origin budget: one child per rendition; other viewers are fed by peers and never ask the origin for pieces', async () => {
-    const o = origin();
+    const o = origin({ maxChildrenPerRendition: 1, maxChildren: 2 });
     const vs = ['v-aa', 'v-bb', 'v-cc', 'v-dd'].map((id) => viewer(id));
     for (const v of vs) env.net.connect(o, v);
     for (let i = 0; i < vs.length; i++) for (let j = i + 1; j < vs.length; j++) env.net.connect(vs[i], vs[j]);

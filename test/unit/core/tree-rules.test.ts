@@ -82,7 +82,7 @@ describe('capacity and assignment in the slot priority', () => {
   });
 
   it('the origin displaces a child that cannot feed anyone for one that can, and not the other way round', async () => {
-    const o = origin();
+    const o = origin({ maxChildrenPerRendition: 1, maxChildren: 2 });
     const leaf = new RawPeer(env.net, 'leaf-1', o);
     leaf.hello('browser');
     leaf.send({ type: 'status', rendition: R, depth: 255, freeSlots: 0, capacity: 0, ancestors: emptyAncestors() });
