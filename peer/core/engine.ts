@@ -445,7 +445,8 @@ export class Engine implements EngineApi {
    * transport); and every open neighbor hears from us at least every keepaliveMs.
    */
   private checkLiveness(now: number): void {
-    for (const n of [...this.neighbors.values()]) {
+    // closeNeighbor deletes from the map: a Map iterator skips deleted entries, so no copy per tick
+    for (const n of this.neighbors.values()) {
       if (n.state === 'hello') {
         if (now - n.addedAt >= ENGINE_LIMITS.helloTimeoutMs) this.closeNeighbor(n, 'hello timeout', 'hello timeout');
       } else if (n.state === 'open') {

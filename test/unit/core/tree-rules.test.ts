@@ -34,6 +34,19 @@ function fedPeer(child: Engine, id: string, depth: number, ancestors = emptyAnce
   return p;
 }
 
+/** viewer-a, granted a slot by parent-1 (a scripted peer at `depth`) after asking it. */
+async function grantedChild(depth: number, extra = {}): Promise<{ a: Engine; p: RawPeer }> {
+  const a = viewer('viewer-a', extra);
+  a.setPlaybackPosition({ rendition: R, seq: 1 });
+  const p = fedPeer(a, 'parent-1', depth);
+  await run(100, a);
+  expect(p.of('slot-request')).toHaveLength(1);
+  p.send({ type: 'slot-grant', rendition: R, depth, timestamp: 1 });
+  await env.net.settle();
+  expect(a.links().parents[R]).toBe('parent-1');
+  return { a, p };
+}
+
 describe('ancestor filter', () => {
   it('has no false negatives along a chain of 30 ancestors', () => {
     let f = emptyAncestors();
@@ -122,14 +135,7 @@ describe('liveness', () => {
   });
 
   it('a parent that falls silent is closed within silentNeighborMs and another is asked for a slot', async () => {
-    const a = viewer('viewer-a');
-    a.setPlaybackPosition({ rendition: R, seq: 1 });
-    const p = fedPeer(a, 'parent-1', 1);
-    await run(100, a);
-    expect(p.of('slot-request')).toHaveLength(1);
-    p.send({ type: 'slot-grant', rendition: R, depth: 1, timestamp: 1 });
-    await env.net.settle();
-    expect(a.links().parents[R]).toBe('parent-1');
+    const { a, p } = await grantedChild(1);
     const q = fedPeer(a, 'backup-1', 2);
     const closed: string[] = [];
     let closedAt = -1;
@@ -159,11 +165,7 @@ describe('HTTP fallback and an active push', () => {
   async function pushedLoad(stopAfter: number) {
     const x = makeSegment(key, { rendition: R, seq: 4 }, 10 * 1024 - 100, 1024);
     const http = new FakeHttp().add(x);
-    const a = viewer('viewer-a', { http });
-    a.setPlaybackPosition(x.ref);
-    const p = fedPeer(a, 'parent-1', 1);
-    await run(100, a);
-    p.send({ type: 'slot-grant', rendition: R, depth: 1, timestamp: 1 });
+    const { a, p } = await grantedChild(1, { http });
     p.send({ type: 'manifest', manifest: x.manifest.encoded });
     await env.net.settle();
     const t0 = env.clock.now();
@@ -200,14 +202,7 @@ describe('HTTP fallback and an active push', () => {
 
 describe('optimizer assignments', () => {
   it('moves to the assigned parent make-before-break, and stays there', async () => {
-    const a = viewer('viewer-a');
-    a.setPlaybackPosition({ rendition: R, seq: 1 });
-    const p = fedPeer(a, 'parent-1', 3);
-    await run(100, a);
-    expect(p.of('slot-request')).toHaveLength(1);
-    p.send({ type: 'slot-grant', rendition: R, depth: 3, timestamp: 1 });
-    await env.net.settle();
-    expect(a.links().parents[R]).toBe('parent-1');
+    const { a, p } = await grantedChild(3);
     const q = fedPeer(a, 'assigned-1', 1, emptyAncestors(), 0); // full: the assignment outranks its holders
     await env.net.settle();
     a.assignParent(R, 'assigned-1');
