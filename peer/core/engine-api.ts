@@ -42,11 +42,11 @@ export interface EngineOptions {
    */
   uploadLimitKbps?: number;
   /**
-   * Upload slots: most children pushed to at once (all renditions). Default: origin 4, others 8
+   * Upload slots: most children pushed to at once (all renditions). Default: origin 2, others 8
    * (with an upload cap, also bounded by the cap divided by each rendition's bitrate).
    */
   maxChildren?: number;
-  /** Most children per rendition. Default: origin 2 (two copies per rendition: no single root), others unlimited. */
+  /** Most children per rendition. Default: origin 1 (one copy per rendition; large audiences: 2, no single root), others unlimited. */
   maxChildrenPerRendition?: number;
   /**
    * Answer REQUESTs only from children (the origin's upload budget). Default true for the origin.

@@ -44,14 +44,14 @@ export const ENGINE_DEFAULTS = {
   /** Children of non-origin peers. */
   maxChildren: 8,
   /**
-   * The origin's upload budget: children in all, and per rendition. Two per rendition, not one:
-   * each of them roots a subtree, and with one the departure of that single peer left every
-   * viewer of the rendition without a feed until the tree was rebuilt top-down (simulator,
-   * 300 viewers with churn: 20-40 s near 40% from peers). Two cost one more copy per rendition
-   * (0.3 points of offload at 300 viewers) and halve what one departure can orphan.
+   * The origin's upload budget: children in all, and per rendition. One per rendition keeps small
+   * swarms fed by peers (5 werift viewers: 61% from peers with one, 25% with two); large
+   * audiences should configure two (maxChildrenPerRendition), so that the departure of a single
+   * root does not orphan a whole rendition (simulator, 300 viewers with churn: 20-40 s near 40%
+   * from peers with one root; bench/RESULTS.md "Where the last points go").
    */
-  originMaxChildren: 4,
-  originMaxChildrenPerRendition: 2,
+  originMaxChildren: 2,
+  originMaxChildrenPerRendition: 1,
 } as const;
 
 /** Engine limits (not options: part of the protocol's behaviour, see docs/protocol.md). */
