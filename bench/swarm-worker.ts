@@ -60,6 +60,9 @@ export interface ViewerResult {
   /** Pieces received twice (wasted upload somewhere), pieces received by push. */
   duplicatePieces: number;
   pushedPieces: number;
+  /** Neighbors closed for silence (no frame for ENGINE_LIMITS.silentNeighborMs), parent changes. */
+  silentNeighbors: number;
+  parentChanges: number;
   /** Fed by an upload link in its rendition at the end. */
   hasParent: boolean;
 }
@@ -177,6 +180,8 @@ class Player {
       bytesUploaded: s?.bytesUploaded ?? 0,
       duplicatePieces: this.peer?.engine.debugStats().duplicatePieces ?? 0,
       pushedPieces: this.peer?.engine.debugStats().pushedReceived ?? 0,
+      silentNeighbors: this.peer?.engine.debugStats().silentNeighbors ?? 0,
+      parentChanges: this.peer?.engine.debugStats().parentChanges ?? 0,
       hasParent: this.peer ? this.peer.engine.links().parents[this.v.rendition] !== undefined : false,
     };
     await this.peer?.stop();

@@ -72,6 +72,8 @@ interface Summary {
   mbHttp: number;
   duplicatePieces: number;
   pushedPieces: number;
+  silentNeighbors: number;
+  parentChanges: number;
   fed: number;
 }
 
@@ -105,6 +107,8 @@ function summarize(n: number, mode: 'p2p' | 'http', rs: ViewerResult[], originPe
     mbHttp: +(sum((r) => r.bytesFromHttp) / 1e6).toFixed(1),
     duplicatePieces: sum((r) => r.duplicatePieces ?? 0),
     pushedPieces: sum((r) => r.pushedPieces ?? 0),
+    silentNeighbors: sum((r) => r.silentNeighbors ?? 0),
+    parentChanges: sum((r) => r.parentChanges ?? 0),
     fed: rs.filter((r) => r.hasParent).length,
   };
 }
