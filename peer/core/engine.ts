@@ -67,6 +67,13 @@ export const ENGINE_LIMITS = {
    * background tab delays frames, it does not stop them.
    */
   silentNeighborMs: 4000,
+  /**
+   * An upload link (parent or child) silent this long ends, the neighbor stays until
+   * silentNeighborMs: in a live stream a parent pushes pieces and a child announces them without
+   * pause, so two keepalive periods of silence there mean a peer that is gone, and every
+   * second of waiting is a second its whole subtree goes without a feed.
+   */
+  silentLinkMs: 2000,
   /** Bad pieces from one neighbor before it is banned. */
   maxBadPieces: 3,
   /** Penalised rejected frames from one neighbor before it is banned. */
@@ -453,10 +460,23 @@ export class Engine implements EngineApi {
         if (now - n.lastHeardAt >= ENGINE_LIMITS.silentNeighborMs) {
           this.counters.silentNeighbors++;
           this.closeNeighbor(n, 'silent', 'silent');
-        } else if (now - n.lastSentAt >= ENGINE_LIMITS.keepaliveMs) {
+          continue;
+        }
+        if (now - n.lastHeardAt >= ENGINE_LIMITS.silentLinkMs) this.endSilentLinks(n);
+        if (now - n.lastSentAt >= ENGINE_LIMITS.keepaliveMs) {
           this.send(n, { type: 'keepalive' });
         }
       }
+    }
+  }
+
+  /** Ends the upload links with a silent neighbor: its slots here, and it as our parent. */
+  private endSilentLinks(n: Neighbor): void {
+    for (const [r, id] of [...this.parents]) if (id === n.id) this.releaseParent(r, 'parent silent');
+    for (const h of this.slots.list()) {
+      if (h.peerId !== n.id) continue;
+      this.slots.release(n.id, h.rendition);
+      this.revokeChild(n.id, h.rendition, RevokeReason.preempted);
     }
   }
 

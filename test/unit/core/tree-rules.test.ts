@@ -134,9 +134,9 @@ describe('liveness', () => {
     expect(a.debugStats().silentNeighbors).toBe(0);
   });
 
-  it('a parent that falls silent is closed within silentNeighborMs and another is asked for a slot', async () => {
+  it('a parent that falls silent loses its link within silentLinkMs and is closed within silentNeighborMs', async () => {
     const { a, p } = await grantedChild(1);
-    const q = fedPeer(a, 'backup-1', 2);
+    const q = fedPeer(a, 'backup-1', 1); // as shallow as the lost parent: feasible at once
     const closed: string[] = [];
     let closedAt = -1;
     a.on('neighbor-closed', (e) => { closed.push(`${e.peerId}: ${e.reason}`); closedAt = env.clock.now(); });
@@ -145,7 +145,13 @@ describe('liveness', () => {
     expect(q.of('slot-request')).toHaveLength(0);
     p.answersKeepalive = false; // the tab is gone; the transport has not noticed
     const gone = env.clock.now();
-    await run(ENGINE_LIMITS.silentNeighborMs + 1_000, a);
+    // the upload link ends first (silentLinkMs): another parent is asked while the neighbor stays
+    await run(ENGINE_LIMITS.silentLinkMs + 400, a);
+    expect(a.links().parents[R]).toBeUndefined();
+    expect(p.of('slot-revoke').map((f) => f.reason)).toEqual([RevokeReason.released]);
+    expect(q.of('slot-request')).toHaveLength(1);
+    expect(closed).toEqual([]);
+    await run(ENGINE_LIMITS.silentNeighborMs - ENGINE_LIMITS.silentLinkMs + 600, a);
     expect(closed).toEqual(['parent-1: silent']);
     expect(p.of('bye').map((f) => f.reason)).toEqual(['silent']);
     expect(a.debugStats().silentNeighbors).toBe(1);
@@ -154,6 +160,27 @@ describe('liveness', () => {
     // its last answer came up to one keepalive period before it fell silent; one tick of slack
     expect(closedAt - gone).toBeGreaterThanOrEqual(ENGINE_LIMITS.silentNeighborMs - ENGINE_LIMITS.keepaliveMs);
     expect(closedAt - gone).toBeLessThanOrEqual(ENGINE_LIMITS.silentNeighborMs + 50);
+  });
+});
+
+describe('liveness: the parent side', () => {
+  it('a child that falls silent loses its slot within silentLinkMs, so another can have it', async () => {
+    const a = viewer('viewer-a');
+    a.setPlaybackPosition({ rendition: R, seq: 1 });
+    const up = fedPeer(a, 'parent-1', 1);
+    await run(100, a);
+    up.send({ type: 'slot-grant', rendition: R, depth: 1, timestamp: 1 });
+    const c = new RawPeer(env.net, 'child-1', a);
+    c.hello('browser');
+    c.send({ type: 'slot-request', rendition: R, deadlineMs: 0, timestamp: 5, capacity: 0 });
+    await env.net.settle();
+    expect(c.of('slot-grant')).toHaveLength(1);
+    expect(a.links().children).toEqual([{ peerId: 'child-1', rendition: R }]);
+    c.answersKeepalive = false;
+    await run(ENGINE_LIMITS.silentLinkMs + 200, a);
+    expect(a.links().children).toEqual([]);
+    expect(c.of('slot-revoke').map((f) => f.reason)).toEqual([RevokeReason.preempted]);
+    expect(c.closedByEngine).toBe(false); // the neighbor itself waits for silentNeighborMs
   });
 });
 
