@@ -473,11 +473,7 @@ export class Engine implements EngineApi {
   /** Ends the upload links with a silent neighbor: its slots here, and it as our parent. */
   private endSilentLinks(n: Neighbor): void {
     for (const [r, id] of [...this.parents]) if (id === n.id) this.releaseParent(r, 'parent silent');
-    for (const h of this.slots.list()) {
-      if (h.peerId !== n.id) continue;
-      this.slots.release(n.id, h.rendition);
-      this.revokeChild(n.id, h.rendition, RevokeReason.preempted);
-    }
+    for (const h of this.slots.releasePeer(n.id)) this.revokeChild(n.id, h.rendition, RevokeReason.preempted);
   }
 
   publishSegment(manifest: Manifest, data: Uint8Array): void {
