@@ -918,7 +918,9 @@ export class World {
   private makeRoom(p: SimPeer): void {
     const max = (this.sc.engine.maxNeighbors as number | undefined) ?? ENGINE_DEFAULTS.maxNeighbors;
     if (p.conns.size < max) return;
-    const worst = p.engine.worstNeighbor();
+    // an assigned link outranks any neighbor without an upload link, however young: the origin's
+    // few neighbor places are always full of newcomers, and an assigned root could not get in
+    const worst = p.engine.worstNeighbor(0);
     if (worst) p.engine.dropNeighbor(worst, 'room for an assigned link');
   }
 

@@ -135,9 +135,11 @@ export interface EngineApi {
   /**
    * Membership: the open neighbor least useful to us lately (not a parent or child, open for a
    * while, fewest payload bytes exchanged since the previous call), or null. Hosts drop it to
-   * make room for a fresh candidate.
+   * make room for a fresh candidate. `minAgeMs` (default ENGINE_LIMITS.neighborMinAgeMs): how
+   * long a neighbor must have been open to count; 0 when making room for an optimizer-assigned
+   * link, which outranks any neighbor without an upload link however young.
    */
-  worstNeighbor?(): string | null;
+  worstNeighbor?(minAgeMs?: number): string | null;
   /** Closes one neighbor (BYE with the reason). */
   dropNeighbor?(peerId: string, reason: string): void;
   /**

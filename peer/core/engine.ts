@@ -576,7 +576,7 @@ export class Engine implements EngineApi {
     return out;
   }
 
-  worstNeighbor(): string | null {
+  worstNeighbor(minAgeMs: number = ENGINE_LIMITS.neighborMinAgeMs): string | null {
     const now = this.clock.now();
     let worst: Neighbor | null = null;
     let worstGain = Infinity;
@@ -584,7 +584,7 @@ export class Engine implements EngineApi {
       const total = n.bytesSent + n.bytesReceived;
       const gain = total - n.bytesMark;
       n.bytesMark = total;
-      if (n.state !== 'open' || now - n.addedAt < ENGINE_LIMITS.neighborMinAgeMs) continue;
+      if (n.state !== 'open' || now - n.addedAt < minAgeMs) continue;
       if (this.slots.hasPeer(n.id) || this.isParentAnywhere(n.id) || n.kind === 'origin') continue;
       if (gain < worstGain) { worst = n; worstGain = gain; }
     }

@@ -574,7 +574,7 @@ export class PeerHost {
 
   /** At the engine's maximum: drop its least useful neighbor so an assigned parent fits. */
   private makeRoomFor(peerId: string): void {
-    const worst = this.engine.worstNeighbor?.() ?? null;
+    const worst = this.engine.worstNeighbor?.(0) ?? null; // however young: the assignment outranks it
     if (worst === null || worst === peerId || !this.engine.dropNeighbor) return;
     this.counters.neighborsReplaced++;
     this.log.debug({ remoteId: worst, for: peerId }, 'dropping the least useful neighbor for an assigned parent');

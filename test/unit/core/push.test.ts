@@ -328,6 +328,8 @@ describe('membership', () => {
     publish(o, seg(0));
     await run(500, o, a, b, idle);
     expect(a.worstNeighbor()).toBeNull(); // everybody too young to judge
+    // ...except to make room for an optimizer-assigned link: then age does not protect, links do
+    expect(a.worstNeighbor(0)).toBe('v-idle');
     await run(15_000, o, a, b, idle);
     for (let q = 1; q <= 3; q++) { publish(o, seg(q)); await run(100, o, a, b, idle); }
     // origin-1 is a's parent and b its child: only v-idle may go
