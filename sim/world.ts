@@ -916,7 +916,8 @@ export class World {
 
   /** Drops the least useful neighbor when the engine is full (as PeerHost's membership does). */
   private makeRoom(p: SimPeer): void {
-    const max = (this.sc.engine.maxNeighbors as number | undefined) ?? ENGINE_DEFAULTS.maxNeighbors;
+    // the origin's maximum is its own (scenario origin.maxNeighbors), not the viewers'
+    const max = p === this.origin ? this.sc.origin.maxNeighbors : (this.sc.engine.maxNeighbors as number | undefined) ?? ENGINE_DEFAULTS.maxNeighbors;
     if (p.conns.size < max) return;
     // an assigned link outranks any neighbor without an upload link, however young: the origin's
     // few neighbor places are always full of newcomers, and an assigned root could not get in

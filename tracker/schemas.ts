@@ -80,6 +80,8 @@ export const signalDataSchema = {
           required: ['type', 'sdp'],
           properties: { type: { enum: ['offer', 'answer'] }, sdp: { type: 'string' } },
         },
+        // the sender opens an optimizer-assigned link (peer/core/signaling.ts SignalData)
+        assigned: { const: true },
       },
     },
     {

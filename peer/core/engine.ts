@@ -104,6 +104,12 @@ export const ENGINE_LIMITS = {
   slotRefusedMs: 5000,
   /** After losing a parent, wait this long before choosing another (lets depths settle: no cycles). */
   parentHoldDownMs: 300,
+  /**
+   * A preempted child keeps being pushed to this long (its slot went to a higher priority), and
+   * keeps its parent meanwhile, while it asks elsewhere: make-before-break for the preempted
+   * side too. Preempting a child that feeds a subtree used to orphan the whole subtree at once.
+   */
+  handoverMs: 3000,
   /** A parent that has had no feed (depth NO_DEPTH) this long is given up. */
   parentNoFeedMs: 1500,
   /** Pieces pushed by a former parent are accepted this long after the link ended. */
@@ -268,6 +274,28 @@ export class Engine implements EngineApi {
   private readonly parents = new Map<string, string>();
   /** Rendition -> the outstanding SLOT_REQUEST. */
   private readonly asking = new Map<string, { peerId: string; at: number; upgrade: boolean; assigned: boolean }>();
+  /** Parent side: do we push `rendition` to this neighbor (a slot holder, or a preempted child in its handover)? */
+  private feeds(peerId: string, rendition: string): boolean {
+    if (this.slots.has(peerId, rendition)) return true;
+    const until = this.handover.get(childKey(peerId, rendition));
+    return until !== undefined && until > this.clock.now();
+  }
+  /** Slot holders of a rendition, then preempted children in their handover. */
+  private pushTargets(rendition: string): string[] {
+    const ids = this.slots.childrenOf(rendition);
+    if (this.handover.size === 0) return ids;
+    const now = this.clock.now();
+    for (const [k, until] of this.handover) {
+      if (until <= now) continue;
+      const [id, r] = splitChildKey(k);
+      if (r === rendition && !ids.includes(id)) ids.push(id);
+    }
+    return ids;
+  }
+  /** Parent side: preempted children still pushed to until then (key: childKey). */
+  private readonly handover = new Map<string, number>();
+  /** Child side: rendition -> our parent preempted us; we keep it until `until` while asking elsewhere. */
+  private readonly preemptedBy = new Map<string, { peerId: string; until: number }>();
   /** Rendition -> the optimizer's assigned parent: when assigned, and when we last asked it. */
   private readonly assigned = new Map<string, { peerId: string; at: number; askedAt: number }>();
   /** Rendition -> the newest seq we knew when the current parent took us (it pushes from there on). */
@@ -437,6 +465,7 @@ export class Engine implements EngineApi {
       }
     }
     this.flushHaves();
+    for (const [k, until] of this.handover) if (until <= now) this.handover.delete(k);
     this.pumpAll();
     this.checkLoads();
     this.maintainParents();
@@ -747,6 +776,8 @@ export class Engine implements EngineApi {
       this.lastStatus.clear();
     }
     for (const [r, a] of [...this.asking]) if (a.peerId === n.id) this.asking.delete(r);
+    for (const k of [...this.handover.keys()]) if (splitChildKey(k)[0] === n.id) this.handover.delete(k);
+    for (const [r, pre] of [...this.preemptedBy]) if (pre.peerId === n.id) this.preemptedBy.delete(r);
     this.log.info({ peer: n.id, reason }, 'neighbor closed');
     this.emit('neighbor-closed', { peerId: n.id, reason });
     if (!this.closed) {
@@ -999,7 +1030,7 @@ export class Engine implements EngineApi {
         this.bitrate.set(m.rendition, prev === undefined ? kbps : 0.7 * prev + 0.3 * kbps);
       }
       // children learn of the segment at once (they need the manifest before pushed pieces)
-      for (const id of this.slots.childrenOf(m.rendition)) {
+      for (const id of this.pushTargets(m.rendition)) {
         const c = this.neighbors.get(id);
         if (c && c.state === 'open') this.sendManifest(c, entry);
       }
@@ -1093,7 +1124,7 @@ export class Engine implements EngineApi {
     const ref = entry.ref;
     const pushedTo = new Set<string>();
     if (this.pushEnabled) {
-      for (const id of this.slots.childrenOf(ref.rendition)) {
+      for (const id of this.pushTargets(ref.rendition)) {
         const c = this.neighbors.get(id);
         if (!c || c.state !== 'open' || this.neighborHas(c, ref, index) || requested(c, ref, index)) continue;
         if (!this.sendManifest(c, entry)) continue;
@@ -1263,6 +1294,14 @@ export class Engine implements EngineApi {
     if (!n || n.state !== 'open') return false;
     const ask = this.asking.get(rendition);
     if (ask?.peerId === a.peerId) return true;
+    // Without a parent we never wait on a refusing assigned parent: between its retries local
+    // choice may feed us (an ask of its own in flight is not overridden), and once fed the
+    // assigned parent is asked again as a make-before-break switch. Waiting here left peers
+    // parentless for as long as the tracker kept re-sending the plan.
+    if (!this.parents.has(rendition)) {
+      if (ask !== undefined) return false;
+      if (now - a.askedAt < ENGINE_LIMITS.assignmentRetryMs) return (n.refusedUntil.get(rendition) ?? -Infinity) <= now;
+    }
     if (now - a.askedAt < ENGINE_LIMITS.assignmentRetryMs) return true;
     a.askedAt = now;
     this.askForSlot(n, rendition, now, this.parents.has(rendition), true);
@@ -1313,8 +1352,31 @@ export class Engine implements EngineApi {
       }
     }
     for (const r of want) {
+      const pre = this.preemptedBy.get(r);
+      if (pre && (this.parents.get(r) !== pre.peerId || now >= pre.until)) {
+        this.preemptedBy.delete(r);
+        if (this.parents.get(r) === pre.peerId) {
+          // the handover ran out before another parent took us
+          this.loseParent(r);
+          this.counters.parentChanges++;
+          this.neighbors.get(pre.peerId)?.pushGraceUntil.set(r, now + ENGINE_LIMITS.pushGraceMs);
+          this.broadcastStatus();
+        }
+      }
       if (this.followAssignment(r, now)) continue;
       const pid = this.parents.get(r);
+      if (pid !== undefined && this.preemptedBy.has(r)) {
+        // preempted, in the handover: ask another parent (urgent: we are about to lose the feed)
+        const ask = this.asking.get(r);
+        if (ask && now - ask.at < ENGINE_LIMITS.slotRequestTimeoutMs) continue;
+        if (ask) {
+          this.asking.delete(r);
+          this.neighbors.get(ask.peerId)?.refusedUntil.set(r, now + ENGINE_LIMITS.slotRefusedMs);
+        }
+        const cand = this.pickParent(r, now, { exclude: pid });
+        if (cand) this.askForSlot(cand, r, now, true, false, true);
+        continue;
+      }
       if (pid !== undefined) {
         const st = this.neighbors.get(pid)?.status.get(r);
         if (st && st.depth === NO_DEPTH && st.noFeedSince !== null && now - st.noFeedSince >= ENGINE_LIMITS.parentNoFeedMs) {
@@ -1338,11 +1400,12 @@ export class Engine implements EngineApi {
     }
   }
 
-  private askForSlot(cand: Neighbor, rendition: string, now: number, upgrade: boolean, assigned: boolean): void {
+  /** `upgrade`: we keep our parent until granted (make-before-break); `urgent`: it is about to go (preempted). */
+  private askForSlot(cand: Neighbor, rendition: string, now: number, upgrade: boolean, assigned: boolean, urgent = !upgrade): void {
     this.asking.set(rendition, { peerId: cand.id, at: now, upgrade, assigned });
     this.send(cand, {
       // an upgrade is not urgent (we are fed): it may displace only a lower capacity class
-      type: 'slot-request', rendition, deadlineMs: upgrade ? 0xffff : this.slackMs(rendition), timestamp: this.lamport.tick(),
+      type: 'slot-request', rendition, deadlineMs: urgent ? this.slackMs(rendition) : 0xffff, timestamp: this.lamport.tick(),
       capacity: this.capacityIn(rendition), assigned,
     });
   }
@@ -1467,14 +1530,15 @@ export class Engine implements EngineApi {
       const wins = !!worst && (f.assigned === true ? !worst.assigned : !worst.assigned && capacity(n.id) > worst.capacity);
       if (!worst || !wins) return refuse(RevokeReason.full);
       this.slots.release(worst.peerId, r);
-      this.revokeChild(worst.peerId, r, RevokeReason.preempted);
+      this.preemptChild(worst.peerId, r);
     }
     const d = this.slots.request({
       peerId: n.id, rendition: r, costKbps: this.slotCost(r),
       priority: { assigned: f.assigned === true, capacityClass: capacityClass(f.capacity ?? 1), deadlineMs: f.deadlineMs, timestamp: f.timestamp, peerId: n.id },
     });
     if (!d.granted) return refuse(RevokeReason.full);
-    if (d.revoked) this.revokeChild(d.revoked.peerId, d.revoked.rendition, RevokeReason.preempted);
+    if (d.revoked) this.preemptChild(d.revoked.peerId, d.revoked.rendition);
+    this.handover.delete(childKey(n.id, r));
     this.counters.slotGrants++;
     this.send(n, { type: 'slot-grant', rendition: r, depth: this.depthOf(r), timestamp: this.lamport.tick() });
     this.log.debug({ child: n.id, rendition: r }, 'slot granted');
@@ -1488,6 +1552,19 @@ export class Engine implements EngineApi {
       this.pumpAll();
     }
     this.broadcastStatus();
+  }
+
+  /**
+   * A higher-priority request took this child's slot: it is told at once (it asks elsewhere) but
+   * still pushed to for handoverMs, so that it, and the subtree it feeds, keep playing until it
+   * is granted elsewhere (it then releases us) or the handover runs out.
+   */
+  private preemptChild(peerId: string, rendition: string): void {
+    this.counters.slotRevokes++;
+    const c = this.neighbors.get(peerId);
+    if (!c || c.state !== 'open') return;
+    this.handover.set(childKey(peerId, rendition), this.clock.now() + ENGINE_LIMITS.handoverMs);
+    this.send(c, { type: 'slot-revoke', rendition, reason: RevokeReason.preempted });
   }
 
   private revokeChild(peerId: string, rendition: string, reason: number): void {
@@ -1533,6 +1610,7 @@ export class Engine implements EngineApi {
     const r = f.rendition;
     const now = this.clock.now();
     if (f.reason === RevokeReason.released) {
+      this.handover.delete(childKey(n.id, r));
       if (this.slots.release(n.id, r)) {
         n.pushQueue = n.pushQueue.filter((q) => q.ref.rendition !== r);
         this.broadcastStatus();
@@ -1543,7 +1621,12 @@ export class Engine implements EngineApi {
     const hold = f.reason === RevokeReason.noFeed ? ENGINE_LIMITS.slotRefusedMs / 5 : ENGINE_LIMITS.slotRefusedMs;
     n.refusedUntil.set(r, now + hold);
     if (this.asking.get(r)?.peerId === n.id) this.asking.delete(r);
-    if (this.parents.get(r) === n.id) {
+    if (this.parents.get(r) === n.id && f.reason === RevokeReason.preempted && !this.preemptedBy.has(r)) {
+      // the parent goes on pushing for handoverMs: keep it (and our depth, so our subtree stays
+      // whole) while we ask elsewhere, make-before-break (maintainParents)
+      this.preemptedBy.set(r, { peerId: n.id, until: now + ENGINE_LIMITS.handoverMs });
+    } else if (this.parents.get(r) === n.id) {
+      this.preemptedBy.delete(r);
       this.loseParent(r);
       this.counters.parentChanges++;
       n.pushGraceUntil.set(r, now + ENGINE_LIMITS.pushGraceMs);
@@ -1625,7 +1708,7 @@ export class Engine implements EngineApi {
     const queue = push ? n.pushQueue : n.queue;
     while (queue.length > 0 && n.state === 'open') {
       const q = queue.shift()!;
-      if (push && (!this.slots.has(n.id, q.ref.rendition) || this.neighborHas(n, q.ref, q.index))) continue;
+      if (push && (!this.feeds(n.id, q.ref.rendition) || this.neighborHas(n, q.ref, q.index))) continue;
       const data = this.store.getPiece(q.ref, q.index);
       if (!data) continue; // evicted meanwhile
       if (!this.send(n, { type: 'piece', rendition: q.ref.rendition, seq: q.ref.seq, index: q.index, data })) return false;
@@ -1987,4 +2070,14 @@ export class Engine implements EngineApi {
     this.onEvicted(this.store.unpin(load.ref));
     load.reject(err);
   }
+}
+
+/** Key of a (child, rendition) pair in the parent's handover map. */
+function childKey(peerId: string, rendition: string): string {
+  return `${peerId}\u0000${rendition}`;
+}
+
+function splitChildKey(key: string): [string, string] {
+  const i = key.indexOf('\u0000');
+  return [key.slice(0, i), key.slice(i + 1)];
 }

@@ -26,7 +26,13 @@ export interface IceServer {
 
 /** Payload relayed verbatim between two peers (the tracker checks only its shape and size). */
 export type SignalData =
-  | { sdp: { type: 'offer' | 'answer'; sdp: string } }
+  /**
+   * `assigned` (offers only): the sender opens this link because the optimizer assigned it the
+   * receiver as parent. A receiver at its neighbor maximum then makes room (drops its least useful
+   * neighbor without an upload link) instead of refusing: the parent side of an assigned link is
+   * often the origin, whose few neighbor places are always full of newcomers.
+   */
+  | { sdp: { type: 'offer' | 'answer'; sdp: string }; assigned?: true }
   | { candidate: { candidate: string; sdpMid?: string | null; sdpMLineIndex?: number | null } | null }
   | { reject: string };
 

@@ -65,6 +65,8 @@ export const HOST_DEFAULTS = {
    * and the host reconnects to the tracker at once (ICE restarts need signaling).
    */
   trackerProbeTimeoutMs: 2500,
+  /** A full host makes room for an offer that says it is for an assigned link at most this often. */
+  assignedRoomEveryMs: 1000,
 } as const;
 
 /** Extra knobs beyond the PeerHostOptions contract (tests, tuning). */
@@ -103,6 +105,8 @@ export interface PeerHostStatsDetail extends PeerHostStats {
   /** Optimizer assignments handed to the engine, and connections opened to an assigned parent. */
   assignments: number;
   assignConnects: number;
+  /** Full, we made room for an incoming offer that said it was for an assigned link. */
+  assignedRoomMade: number;
   /** Connections opened because the engine climbs toward a shallower parent (EngineEvents 'climb'). */
   climbConnects: number;
   /** Renditions relayed on the optimizer's request (besides the one played). */
@@ -128,6 +132,11 @@ interface Backoff {
   until: number;
   /** Set once the peer failed too often: no attempts until `until`, then a fresh start. */
   givenUp?: boolean;
+  /**
+   * The last failure was the peer answering `reject: full` to a plain offer: it is reachable, and
+   * an offer for an assigned link makes it make room, so an assignment does not wait this out.
+   */
+  fullToPlainOffer?: boolean;
 }
 
 export class PeerHost {
@@ -176,8 +185,10 @@ export class PeerHost {
     trackerProbeReconnects: 0,
     assignments: 0,
     assignConnects: 0,
+    assignedRoomMade: 0,
     climbConnects: 0,
   };
+  private lastIncomingRoomAt = -Infinity;
   /** Last message from the tracker (any), and the pending probe (see probeTracker). */
   private trackerHeardAt = -Infinity;
   private probeTimer: TimerHandle | null = null;
@@ -321,6 +332,7 @@ export class PeerHost {
       trackerProbeReconnects: this.counters.trackerProbeReconnects,
       assignments: this.counters.assignments,
       assignConnects: this.counters.assignConnects,
+      assignedRoomMade: this.counters.assignedRoomMade,
       climbConnects: this.counters.climbConnects,
       relaying: [...this.relaying],
       knownPeers: this.known.size,
@@ -409,6 +421,7 @@ export class PeerHost {
 
   /** An offer from a peer we hold no connection with (any old one was closed just before). */
   private accept(from: string, offer: SignalData): void {
+    if ('assigned' in offer && offer.assigned === true && !this.engine.wantsNeighbor(from)) this.makeRoomForIncoming(from);
     if (!this.engine.wantsNeighbor(from) || this.pendingIncoming() >= this.cfg.maxPendingIncoming) {
       this.counters.rejectsSent++;
       this.client.signal(from, { reject: 'full' });
@@ -424,12 +437,12 @@ export class PeerHost {
   }
 
   /** Creates a connector; null (counted as a failed attempt, peer backed off) if the transport throws. */
-  private createConn(remoteId: string, initiator: boolean): Conn | null {
+  private createConn(remoteId: string, initiator: boolean, assigned = false): Conn | null {
     this.counters.connectAttempts++;
     let conn: Conn | null = null;
     let connector: PeerConnector;
     try {
-      connector = this.makeConnector(remoteId, initiator, () => conn);
+      connector = this.makeConnector(remoteId, initiator, assigned, () => conn);
     } catch (err) {
       this.log.warn({ remoteId, err: String(err) }, 'transport.connect threw');
       this.counters.connectFailures++;
@@ -438,17 +451,19 @@ export class PeerHost {
       this.backoff.set(remoteId, { failures, until: this.timers.now() + this.cfg.maxFailureBackoffMs });
       return null;
     }
-    conn = { remoteId, initiator, connector, state: 'connecting', startedAt: this.timers.now() };
+    conn = { remoteId, initiator, connector, state: 'connecting', startedAt: this.timers.now(), ...(assigned ? { assigned } : {}) };
     this.conns.set(remoteId, conn);
     return conn;
   }
 
-  private makeConnector(remoteId: string, initiator: boolean, current: () => Conn | null): PeerConnector {
+  private makeConnector(remoteId: string, initiator: boolean, assigned: boolean, current: () => Conn | null): PeerConnector {
     return this.transport.connect({
       remoteId,
       initiator,
       iceServers: this.iceServers,
-      sendSignal: (data) => {
+      sendSignal: (signal) => {
+        // our offers for an assigned link say so: a full remote makes room rather than refuse
+        const data: SignalData = assigned && 'sdp' in signal && signal.sdp.type === 'offer' ? { ...signal, assigned: true } : signal;
         const conn = current();
         if (conn && this.conns.get(remoteId) === conn) this.client.signal(remoteId, data);
         else if (!conn && !this.stopped) this.client.signal(remoteId, data); // synchronous send during connect()
@@ -503,7 +518,8 @@ export class PeerHost {
     const b = this.backoff.get(conn.remoteId);
     const failures = (b?.failures ?? 0) + 1;
     const base = Math.min(this.cfg.maxFailureBackoffMs, this.cfg.failureBackoffMs * 2 ** Math.min(failures - 1, 20));
-    this.backoff.set(conn.remoteId, { failures, until: this.timers.now() + base * (0.75 + 0.5 * this.random()) });
+    const fullToPlainOffer = !conn.assigned && conn.initiator && reason === 'rejected: full';
+    this.backoff.set(conn.remoteId, { failures, until: this.timers.now() + base * (0.75 + 0.5 * this.random()), ...(fullToPlainOffer ? { fullToPlainOffer } : {}) });
     this.log.debug({ remoteId: conn.remoteId, reason, failures }, 'connect failed');
     this.afterChurn();
   }
@@ -538,11 +554,9 @@ export class PeerHost {
   private connectToParent(peerId: string, anyBackoff: boolean): boolean {
     if (this.stopped || !this.running || !this.client.isWelcomed || peerId === this.myId || this.conns.has(peerId)) return false;
     const b = this.backoff.get(peerId);
-    if (b && (anyBackoff || b.failures > 0) && b.until > this.timers.now()) return false;
-    const conn = this.createConn(peerId, true);
-    if (!conn) return false;
-    conn.assigned = true;
-    return true;
+    const waitOut = anyBackoff || (b !== undefined && b.failures > 0 && !b.fullToPlainOffer);
+    if (b && waitOut && b.until > this.timers.now()) return false;
+    return this.createConn(peerId, true, true) !== null;
   }
 
   /**
@@ -570,6 +584,19 @@ export class PeerHost {
       return;
     }
     this.log.info({ renditions }, renditions.length ? 'relaying on the optimizer\'s request' : 'relaying stopped');
+  }
+
+  /**
+   * An offer for a link the optimizer assigned us as parent, while we are at the engine's
+   * maximum: room is made as on the child's side. The claim is the offerer's own, so at most one
+   * neighbor goes per assignedRoomEveryMs (and never one with an upload link, see worstNeighbor).
+   */
+  private makeRoomForIncoming(from: string): void {
+    const now = this.timers.now();
+    if (now - this.lastIncomingRoomAt < HOST_DEFAULTS.assignedRoomEveryMs) return;
+    this.lastIncomingRoomAt = now;
+    this.counters.assignedRoomMade++;
+    this.makeRoomFor(from);
   }
 
   /** At the engine's maximum: drop its least useful neighbor so an assigned parent fits. */

@@ -91,12 +91,15 @@ function validIceServer(v: unknown): IceServer | null {
 export function validSignalData(v: unknown): SignalData | null {
   if (!isObj(v)) return null;
   const keys = Object.keys(v);
-  if (keys.length !== 1) return null;
   if ('sdp' in v) {
     const sdp = v.sdp;
     if (!isObj(sdp) || (sdp.type !== 'offer' && sdp.type !== 'answer') || !isShortString(sdp.sdp, SIGNAL_MAX_BYTES)) return null;
-    return { sdp: { type: sdp.type, sdp: sdp.sdp } };
+    // an offer may say it opens an optimizer-assigned link; nothing else rides along
+    const assigned = keys.length === 2 && v.assigned === true && sdp.type === 'offer';
+    if (keys.length !== 1 && !assigned) return null;
+    return { sdp: { type: sdp.type, sdp: sdp.sdp }, ...(assigned ? { assigned: true as const } : {}) };
   }
+  if (keys.length !== 1) return null;
   if ('candidate' in v) {
     const c = v.candidate;
     if (c === null) return { candidate: null };

@@ -126,6 +126,11 @@ async function play(platform: Platform, viewers: Viewer[], seconds: number, midw
   };
 }
 
+/** A viewer's open neighbors for diagnostics: id prefix, (o) for the origin, ^ parent, v child. */
+function neighbors(v: Viewer): string {
+  return v.peer.engine.neighborStats().map((n) => `${n.peerId.slice(0, 6)}${n.kind === 'origin' ? '(o)' : ''}${n.isParent ? '^' : ''}${n.isChild ? 'v' : ''}`).join(',');
+}
+
 async function metric(platform: Platform, name: string): Promise<number> {
   const m = platform.tracker.app.tracker.metrics.registry.getSingleMetric(name);
   return m ? (await m.get()).values.reduce((s, x) => s + x.value, 0) : 0;
@@ -166,7 +171,8 @@ describe('the optimizer in the real tracker', () => {
     console.log(`[optimizer on] a viewer feeding ${leaverFed} left midway; rounds ${rounds}, assignments sent ${assignments}, unhonoured ${unhonoured}, errors ${errors}; ` +
       `bytes by source ${JSON.stringify(result.totals)}, from peers ${(100 * result.peerShare).toFixed(1)}%; ` +
       `reported parent = plan for ${followed} of the ${planned.length} assigned; ` +
-      rows.map((r) => `[${r.v.rendition} segs=${r.span + 1} miss=${r.miss.length} got=${r.v.assigned.length} plan=${r.plan?.slice(0, 6) ?? '-'} rep=${r.reported?.slice(0, 6) ?? '-'} held=${r.held?.slice(0, 6) ?? '-'}]`).join(' '));
+      rows.map((r) => `[${r.v.peer.peerId.slice(0, 6)} ${r.v.rendition} segs=${r.span + 1} miss=${r.miss.length} got=${r.v.assigned.length} plan=${r.plan?.slice(0, 6) ?? '-'} rep=${r.reported?.slice(0, 6) ?? '-'} held=${r.held?.slice(0, 6) ?? '-'} ` +
+        `connects=${r.v.peer.host.stats().assignConnects} nb=${neighbors(r.v)}]`).join(' ') + ` leaver=${(leaver as Viewer | null)?.peer.peerId.slice(0, 6)}`);
 
     expect(errors).toBe(0);
     expect(rounds).toBeGreaterThan(5);

@@ -87,6 +87,59 @@ describe('PeerHost: optimizer assignments', () => {
     expect(s.host.stats()).toMatchObject({ links: 2, connecting: 0, neighborsReplaced: 1 });
   });
 
+  it('says so in the offer for an assigned parent, and not in other offers', async () => {
+    const engine = new AssignableEngine(ME);
+    const s = await setup(engine, 2);
+    const offers = (to: string) => s.ws.sentOfType('signal').filter((m) => m.to === to).map((m) => m.data);
+    expect(offers('aaaa-0001')).toEqual([{ sdp: { type: 'offer', sdp: 'offer-to-aaaa-0001' } }]);
+    s.ws.receive({ type: 'assign', rendition: '360p', parent: 'pppp-0009' });
+    expect(offers('pppp-0009')).toEqual([{ sdp: { type: 'offer', sdp: 'offer-to-pppp-0009' }, assigned: true }]);
+  });
+
+  it('full, it makes room for an offer that says it is for an assigned link (at most one per second), and refuses plain offers', async () => {
+    const engine = new AssignableEngine(ME);
+    engine.maxNeighbors = 2;
+    const s = await setup(engine, 2);
+    for (const c of s.transport.live()) c.open();
+    engine.worst = 'bbbb-0002';
+    const offer = (from: string, assigned: boolean) => s.ws.receive({
+      type: 'signal', from, fromKind: 'browser', data: { sdp: { type: 'offer', sdp: `o-${from}` }, ...(assigned ? { assigned: true } : {}) },
+    });
+    const answers = (to: string) => s.ws.sentOfType('signal').filter((m) => m.to === to).map((m) => m.data);
+    offer('cccc-0003', false);
+    expect(answers('cccc-0003')).toEqual([{ reject: 'full' }]);
+    expect(engine.dropped).toEqual([]);
+    offer('dddd-0004', true);
+    expect(engine.dropped).toEqual(['bbbb-0002']);
+    expect(answers('dddd-0004')).toEqual([{ sdp: { type: 'answer', sdp: 'answer' } }]);
+    s.transport.to('dddd-0004')[0].open();
+    expect([...engine.links.keys()].sort()).toEqual(['aaaa-0001', 'dddd-0004']);
+    // the claim is the offerer's own: another one within the second is refused as usual
+    engine.worst = 'aaaa-0001';
+    offer('eeee-0005', true);
+    expect(answers('eeee-0005')).toEqual([{ reject: 'full' }]);
+    s.timers.advance(1000);
+    offer('ffff-0006', true);
+    expect(engine.dropped).toEqual(['bbbb-0002', 'aaaa-0001']);
+    expect(s.host.stats()).toMatchObject({ assignedRoomMade: 2 });
+  });
+
+  it("does not wait out a back-off from a plain offer refused as full, but does from a refused assigned one", async () => {
+    const engine = new AssignableEngine(ME);
+    const s = await setup(engine, 2);
+    s.transport.to('aaaa-0001')[0].fail('rejected: full'); // our plain offer: the peer was full
+    s.ws.receive({ type: 'assign', rendition: '360p', parent: 'aaaa-0001' });
+    const attempts = s.transport.to('aaaa-0001');
+    expect(attempts).toHaveLength(2); // at once: an assigned offer makes a full peer make room
+    attempts[1].fail('rejected: full'); // refused even so (it had no room to make)
+    s.ws.receive({ type: 'assign', rendition: '360p', parent: 'aaaa-0001' });
+    expect(s.transport.to('aaaa-0001')).toHaveLength(2); // backed off as usual
+    s.transport.to('bbbb-0002')[0].fail('timeout'); // unreachable: an assignment waits too
+    s.ws.receive({ type: 'assign', rendition: '720p', parent: 'bbbb-0002' });
+    expect(s.transport.to('bbbb-0002')).toHaveLength(1);
+    expect(s.host.stats().assignConnects).toBe(1);
+  });
+
   it('drops malformed or foreign assignments (counted), and survives an engine that throws or has no assignParent', async () => {
     const engine = new AssignableEngine(ME);
     const s = await setup(engine);

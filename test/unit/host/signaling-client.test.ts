@@ -60,6 +60,16 @@ describe('parseTrackerMessage', () => {
     const d = validSignalData({ candidate: { candidate: 'candidate:1 1 udp 1 10.0.0.1 5000 typ host', sdpMid: '0', sdpMLineIndex: 0, evil: 1 } });
     expect(d).toEqual({ candidate: { candidate: 'candidate:1 1 udp 1 10.0.0.1 5000 typ host', sdpMid: '0', sdpMLineIndex: 0 } });
   });
+
+  it('keeps `assigned: true` on offers only, and nothing else beside an sdp', () => {
+    const sdp = { type: 'offer', sdp: 'v=0' };
+    expect(validSignalData({ sdp, assigned: true })).toEqual({ sdp, assigned: true });
+    expect(validSignalData({ sdp })).toEqual({ sdp });
+    expect(validSignalData({ sdp: { type: 'answer', sdp: 'v=0' }, assigned: true })).toBeNull();
+    expect(validSignalData({ sdp, assigned: 1 })).toBeNull();
+    expect(validSignalData({ sdp, evil: true })).toBeNull();
+    expect(validSignalData({ sdp, assigned: true, evil: 1 })).toBeNull();
+  });
 });
 
 describe('SignalingClient', () => {

@@ -89,6 +89,12 @@ describe('tracker signaling over WebSocket', () => {
     const offer = { sdp: { type: 'offer', sdp: 'v=0\r\n' } };
     a.send({ type: 'signal', to: 'browser-bbbb', data: offer });
     expect(await b.next('signal')).toEqual({ type: 'signal', from: wa.peerId, fromKind: 'seeder', data: offer });
+    // an offer for an optimizer-assigned link says so; only `true` passes the schema
+    const assignedOffer = { ...offer, assigned: true };
+    a.send({ type: 'signal', to: 'browser-bbbb', data: assignedOffer });
+    expect((await b.next('signal')).data).toEqual(assignedOffer);
+    a.send({ type: 'signal', to: 'browser-bbbb', data: { ...offer, assigned: 'yes' } });
+    expect((await a.next('error')).type).toBe('error');
     const cand = { candidate: { candidate: 'candidate:1 1 udp 1 127.0.0.1 5000 typ host', sdpMid: '0', sdpMLineIndex: 0, usernameFragment: 'abcd' } };
     b.send({ type: 'signal', to: 'seeder-aaaa', data: cand });
     expect((await a.next('signal')).data).toEqual(cand);
@@ -105,7 +111,7 @@ describe('tracker signaling over WebSocket', () => {
     expect((await a.next('error')).reason).toBe('unknown peer');
 
     const m = await getMetrics(tracker!.http);
-    expect(metricValue(m, 'starling_tracker_signals_relayed_total')).toBe(3);
+    expect(metricValue(m, 'starling_tracker_signals_relayed_total')).toBe(4);
     expect(rejected(m, 'unknown peer')).toBe(2);
   });
 
