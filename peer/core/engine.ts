@@ -274,26 +274,8 @@ export class Engine implements EngineApi {
   private readonly parents = new Map<string, string>();
   /** Rendition -> the outstanding SLOT_REQUEST. */
   private readonly asking = new Map<string, { peerId: string; at: number; upgrade: boolean; assigned: boolean }>();
-  /** Parent side: do we push `rendition` to this neighbor (a slot holder, or a preempted child in its handover)? */
-  private feeds(peerId: string, rendition: string): boolean {
-    if (this.slots.has(peerId, rendition)) return true;
-    const until = this.handover.get(childKey(peerId, rendition));
-    return until !== undefined && until > this.clock.now();
-  }
-  /** Slot holders of a rendition, then preempted children in their handover. */
-  private pushTargets(rendition: string): string[] {
-    const ids = this.slots.childrenOf(rendition);
-    if (this.handover.size === 0) return ids;
-    const now = this.clock.now();
-    for (const [k, until] of this.handover) {
-      if (until <= now) continue;
-      const [id, r] = splitChildKey(k);
-      if (r === rendition && !ids.includes(id)) ids.push(id);
-    }
-    return ids;
-  }
-  /** Parent side: preempted children still pushed to until then (key: childKey). */
-  private readonly handover = new Map<string, number>();
+  /** Parent side: rendition -> preempted children still pushed to, and until when. */
+  private readonly handover = new Map<string, Map<string, number>>();
   /** Child side: rendition -> our parent preempted us; we keep it until `until` while asking elsewhere. */
   private readonly preemptedBy = new Map<string, { peerId: string; until: number }>();
   /** Rendition -> the optimizer's assigned parent: when assigned, and when we last asked it. */
@@ -465,7 +447,7 @@ export class Engine implements EngineApi {
       }
     }
     this.flushHaves();
-    for (const [k, until] of this.handover) if (until <= now) this.handover.delete(k);
+    for (const [r, h] of this.handover) for (const [id, until] of h) if (until <= now) this.endHandover(id, r);
     this.pumpAll();
     this.checkLoads();
     this.maintainParents();
@@ -776,7 +758,7 @@ export class Engine implements EngineApi {
       this.lastStatus.clear();
     }
     for (const [r, a] of [...this.asking]) if (a.peerId === n.id) this.asking.delete(r);
-    for (const k of [...this.handover.keys()]) if (splitChildKey(k)[0] === n.id) this.handover.delete(k);
+    for (const r of [...this.handover.keys()]) this.endHandover(n.id, r);
     for (const [r, pre] of [...this.preemptedBy]) if (pre.peerId === n.id) this.preemptedBy.delete(r);
     this.log.info({ peer: n.id, reason }, 'neighbor closed');
     this.emit('neighbor-closed', { peerId: n.id, reason });
@@ -1355,24 +1337,14 @@ export class Engine implements EngineApi {
       const pre = this.preemptedBy.get(r);
       if (pre && (this.parents.get(r) !== pre.peerId || now >= pre.until)) {
         this.preemptedBy.delete(r);
-        if (this.parents.get(r) === pre.peerId) {
-          // the handover ran out before another parent took us
-          this.loseParent(r);
-          this.counters.parentChanges++;
-          this.neighbors.get(pre.peerId)?.pushGraceUntil.set(r, now + ENGINE_LIMITS.pushGraceMs);
-          this.broadcastStatus();
-        }
+        // the handover ran out before another parent took us
+        if (this.parents.get(r) === pre.peerId) this.parentRevoked(r, pre.peerId, now);
       }
       if (this.followAssignment(r, now)) continue;
       const pid = this.parents.get(r);
       if (pid !== undefined && this.preemptedBy.has(r)) {
         // preempted, in the handover: ask another parent (urgent: we are about to lose the feed)
-        const ask = this.asking.get(r);
-        if (ask && now - ask.at < ENGINE_LIMITS.slotRequestTimeoutMs) continue;
-        if (ask) {
-          this.asking.delete(r);
-          this.neighbors.get(ask.peerId)?.refusedUntil.set(r, now + ENGINE_LIMITS.slotRefusedMs);
-        }
+        if (this.askInFlight(r, now)) continue;
         const cand = this.pickParent(r, now, { exclude: pid });
         if (cand) this.askForSlot(cand, r, now, true, false, true);
         continue;
@@ -1386,18 +1358,31 @@ export class Engine implements EngineApi {
           continue;
         }
       }
-      const ask = this.asking.get(r);
-      if (ask) {
-        if (now - ask.at < ENGINE_LIMITS.slotRequestTimeoutMs) continue;
-        this.asking.delete(r);
-        this.neighbors.get(ask.peerId)?.refusedUntil.set(r, now + ENGINE_LIMITS.slotRefusedMs);
-      }
+      if (this.askInFlight(r, now)) continue;
       const lost = this.lostParentAt.get(r);
       if (lost !== undefined && now - lost < ENGINE_LIMITS.parentHoldDownMs) continue;
       const cand = this.pickParent(r, now);
       if (!cand) continue;
       this.askForSlot(cand, r, now, false, false);
     }
+  }
+
+  /** Our SLOT_REQUEST in `rendition` is still awaited; one unanswered for too long counts as refused. */
+  private askInFlight(rendition: string, now: number): boolean {
+    const ask = this.asking.get(rendition);
+    if (!ask) return false;
+    if (now - ask.at < ENGINE_LIMITS.slotRequestTimeoutMs) return true;
+    this.asking.delete(rendition);
+    this.neighbors.get(ask.peerId)?.refusedUntil.set(rendition, now + ENGINE_LIMITS.slotRefusedMs);
+    return false;
+  }
+
+  /** Our parent in `rendition` revoked our link (or its handover ran out): its late pushes are still taken. */
+  private parentRevoked(rendition: string, parentId: string, now: number): void {
+    this.loseParent(rendition);
+    this.counters.parentChanges++;
+    this.neighbors.get(parentId)?.pushGraceUntil.set(rendition, now + ENGINE_LIMITS.pushGraceMs);
+    this.broadcastStatus();
   }
 
   /** `upgrade`: we keep our parent until granted (make-before-break); `urgent`: it is about to go (preempted). */
@@ -1538,7 +1523,7 @@ export class Engine implements EngineApi {
     });
     if (!d.granted) return refuse(RevokeReason.full);
     if (d.revoked) this.preemptChild(d.revoked.peerId, d.revoked.rendition);
-    this.handover.delete(childKey(n.id, r));
+    this.endHandover(n.id, r);
     this.counters.slotGrants++;
     this.send(n, { type: 'slot-grant', rendition: r, depth: this.depthOf(r), timestamp: this.lamport.tick() });
     this.log.debug({ child: n.id, rendition: r }, 'slot granted');
@@ -1563,8 +1548,30 @@ export class Engine implements EngineApi {
     this.counters.slotRevokes++;
     const c = this.neighbors.get(peerId);
     if (!c || c.state !== 'open') return;
-    this.handover.set(childKey(peerId, rendition), this.clock.now() + ENGINE_LIMITS.handoverMs);
+    let h = this.handover.get(rendition);
+    if (!h) this.handover.set(rendition, (h = new Map()));
+    h.set(peerId, this.clock.now() + ENGINE_LIMITS.handoverMs);
     this.send(c, { type: 'slot-revoke', rendition, reason: RevokeReason.preempted });
+  }
+
+  /** Parent side: do we push `rendition` to this neighbor (a slot holder, or a preempted child in its handover)? */
+  private feeds(peerId: string, rendition: string): boolean {
+    return this.slots.has(peerId, rendition) || (this.handover.get(rendition)?.get(peerId) ?? -Infinity) > this.clock.now();
+  }
+
+  /** Slot holders of a rendition, then preempted children in their handover. */
+  private pushTargets(rendition: string): string[] {
+    const ids = this.slots.childrenOf(rendition);
+    const h = this.handover.get(rendition);
+    if (!h) return ids;
+    const now = this.clock.now();
+    for (const [id, until] of h) if (until > now && !ids.includes(id)) ids.push(id);
+    return ids;
+  }
+
+  private endHandover(peerId: string, rendition: string): void {
+    const h = this.handover.get(rendition);
+    if (h?.delete(peerId) && h.size === 0) this.handover.delete(rendition);
   }
 
   private revokeChild(peerId: string, rendition: string, reason: number): void {
@@ -1610,7 +1617,7 @@ export class Engine implements EngineApi {
     const r = f.rendition;
     const now = this.clock.now();
     if (f.reason === RevokeReason.released) {
-      this.handover.delete(childKey(n.id, r));
+      this.endHandover(n.id, r);
       if (this.slots.release(n.id, r)) {
         n.pushQueue = n.pushQueue.filter((q) => q.ref.rendition !== r);
         this.broadcastStatus();
@@ -1627,10 +1634,7 @@ export class Engine implements EngineApi {
       this.preemptedBy.set(r, { peerId: n.id, until: now + ENGINE_LIMITS.handoverMs });
     } else if (this.parents.get(r) === n.id) {
       this.preemptedBy.delete(r);
-      this.loseParent(r);
-      this.counters.parentChanges++;
-      n.pushGraceUntil.set(r, now + ENGINE_LIMITS.pushGraceMs);
-      this.broadcastStatus();
+      this.parentRevoked(r, n.id, now);
     }
     this.maintainParents();
   }
@@ -2070,14 +2074,4 @@ export class Engine implements EngineApi {
     this.onEvicted(this.store.unpin(load.ref));
     load.reject(err);
   }
-}
-
-/** Key of a (child, rendition) pair in the parent's handover map. */
-function childKey(peerId: string, rendition: string): string {
-  return `${peerId}\u0000${rendition}`;
-}
-
-function splitChildKey(key: string): [string, string] {
-  const i = key.indexOf('\u0000');
-  return [key.slice(0, i), key.slice(i + 1)];
 }
