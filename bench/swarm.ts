@@ -115,7 +115,10 @@ function summarize(n: number, mode: 'p2p' | 'http', rs: ViewerResult[], originPe
 
 function runWorker(spec: WorkerSpec): Promise<ViewerResult[]> {
   return new Promise((resolve, reject) => {
-    const child = spawn(join(root, 'node_modules/.bin/tsx'), [join(root, 'bench/swarm-worker.ts'), JSON.stringify(spec)], {
+    // STARLING_BENCH_CPU_PROF=<dir>: each worker writes a V8 CPU profile there (where the CPU goes)
+    const profDir = process.env.STARLING_BENCH_CPU_PROF;
+    const nodeArgs = profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [];
+    const child = spawn(join(root, 'node_modules/.bin/tsx'), [...nodeArgs, join(root, 'bench/swarm-worker.ts'), JSON.stringify(spec)], {
       cwd: root, stdio: ['ignore', 'pipe', 'inherit'],
     });
     let out = '';
@@ -165,7 +168,10 @@ async function runSize(n: number, optimizer: boolean): Promise<{ p2p: Summary; h
       trackerUrl: tracker.wsUrls[0], originUrl: origin.url, channel, publicKeyHex: Buffer.from(origin.publicKey).toString('hex'),
       segmentMs, durationMs: seconds * 1000,
     };
-    const specs: WorkerSpec[] = Array.from({ length: workers }, (_, w) => ({ ...base, viewers: viewers.filter((_, i) => i % workers === w) }));
+    // each mode dealt round-robin on its own: dealing the alternating list would put every werift
+    // viewer in one process (one saturated JS thread) and every HTTP viewer in the other
+    const deal = (mode: ViewerSpec['mode'], w: number) => viewers.filter((v) => v.mode === mode).filter((_, i) => i % workers === w);
+    const specs: WorkerSpec[] = Array.from({ length: workers }, (_, w) => ({ ...base, viewers: [...deal('p2p', w), ...deal('http', w)] }));
     console.log(`N=${n}, optimizer ${optimizer ? 'on' : 'off'}: ${n} P2P + ${n} HTTP-only viewers in ${workers} processes, ${seconds} s, joining over ${joinS} s`);
     const results = (await Promise.all(specs.map(runWorker))).flat();
     const rootPeer = origin.rootPeer() as { engine?: { stats?: () => { bytesUploaded: number } } } | null;

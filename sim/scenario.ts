@@ -81,7 +81,8 @@ export interface Scenario {
   partitions: Array<{ atS: number; healS: number; regions: string[] }>;
   /** Extra EngineOptions for viewers (windowSegments, maxNeighbors, requestTimeoutMs, ...). */
   engine: Record<string, number | boolean>;
-  host: { targetNeighbors: number; maintainMs: number; maxPendingIncoming: number };
+  /** seekParents: a viewer without a parent asks the tracker for parent candidates (PeerHost.seekParent). */
+  host: { targetNeighbors: number; maintainMs: number; maxPendingIncoming: number; seekParents: boolean };
   player: {
     liveSyncSegments: number; httpMarginMs: number; safetyMs: number; maxBufferS: number; retryMs: number;
     /** Live playlist reload period (hls.js: the target duration); 0 = one segment duration. */
@@ -141,7 +142,7 @@ export const DEFAULT_SCENARIO: Scenario = {
   tracker: { region: 'eu', outages: [], natAware: true },
   partitions: [],
   engine: {},
-  host: { targetNeighbors: 6, maintainMs: 5000, maxPendingIncoming: 8 },
+  host: { targetNeighbors: 6, maintainMs: 5000, maxPendingIncoming: 8, seekParents: true },
   player: { liveSyncSegments: 3, httpMarginMs: 500, safetyMs: 1000, maxBufferS: 30, retryMs: 1000, playlistRefreshMs: 0, maxWaitSegments: 2 },
   variants: ['starling', 'mesh-pull', 'http-only'],
   metrics: { sampleS: 5, trackEverySegments: 1, horizonS: 20 },

@@ -13,9 +13,12 @@ import { NO_DEPTH } from '../peer/core/codec.js';
 import type { EngineOptions, LoadResult } from '../peer/core/engine-api.js';
 import { describeSegment, signManifest, type Manifest } from '../peer/core/manifest.js';
 import { INIT_SEQ, type HttpSource, type PieceSource, type SegmentRef } from '../peer/core/types.js';
-import type { PeerInfo } from '../peer/core/signaling.js';
+import { MAX_PARENT_CANDIDATES, PARENT_REQUEST_MAX_SLOTS, type PeerInfo } from '../peer/core/signaling.js';
+import { HOST_DEFAULTS } from '../peer/host/peer-host.js';
+import { indexParentCandidates, pickParentCandidates, type ParentView, type RenditionCandidates } from '../tracker/parent-candidates.js';
+import { PARENT_INDEX_DEFAULTS } from '../tracker/parent-index.js';
 import { Registry, type PeerRecord } from '../tracker/registry.js';
-import { NatTracker } from '../tracker/nat.js';
+import { NatTracker, predictPair, toNatType } from '../tracker/nat.js';
 import { computeDeadline } from '../player/src/p2p-loader.js';
 import { simCrypto, simSign } from './crypto.js';
 import { canConnectDirect, Network, SimNode, type NodeSpec, type Place, type SimLink } from './net.js';
@@ -31,6 +34,8 @@ const ORIGIN_ID = 'origin-root';
 const HTTP_OVERHEAD = 400;
 /** Connection attempts that get no answer (or whose ICE fails) fail after this long. */
 const CONNECT_TIMEOUT_MS = 10_000;
+/** How often the simulator checks whether a viewer should seek a parent (PeerHost checks every tick, 50 ms). */
+const SEEK_CHECK_MS = 500;
 /** A viewer counts in the dissemination denominators once it has been in the swarm this long. */
 const SETTLE_MS = 10_000;
 
@@ -74,6 +79,11 @@ class SimPeer {
   lastPeersRequest = -Infinity;
   trackerRec: PeerRecord<number> | null = null;
   alive = true;
+  /** Since when it has had no parent in its rendition (null: it has one), and its last parent request (PeerHost.seekParent). */
+  parentlessSince: number | null = null;
+  lastSeekAt = -Infinity;
+  /** Last time it made room for an incoming offer for an assigned link (PeerHost.makeRoomForIncoming). */
+  lastIncomingRoomAt = -Infinity;
   /** Effective upload capacity: min(uplink, engine cap), kbit/s (fluid bound). */
   uploadKbps = 0;
   readonly joinT: number;
@@ -171,6 +181,9 @@ export interface WorldResult {
     trackerJoins: number; trackerSamples: number;
     /** Connections opened because an engine climbed toward a shallower parent. */
     climbConnects: number;
+    /** Parent requests to the tracker (no parent for a while), and connections opened to the candidates named. */
+    parentSeeks: number;
+    parentSeekConnects: number;
   };
   medians: { uploadKbps: number; oneWayMs: number };
   events: number;
@@ -216,12 +229,13 @@ export class World {
   private httpBytes = 0;
   private last = { fromPeers: 0, fromOriginPeer: 0, fromHttp: 0, originUp: 0, http: 0, t: 0 };
   private readonly counters = {
-    connectAttempts: 0, connectFailures: 0, relayedLinks: 0, directLinks: 0, trackerJoins: 0, trackerSamples: 0, climbConnects: 0,
+    connectAttempts: 0, connectFailures: 0, relayedLinks: 0, directLinks: 0, trackerJoins: 0, trackerSamples: 0, climbConnects: 0, parentSeeks: 0, parentSeekConnects: 0,
   };
   private readonly upSamples: number[] = [];
   private readonly owSamples: number[] = [];
 
   private optimizer: SimOptimizer | null = null;
+  private parentIdx: { at: number; index: Map<string, RenditionCandidates> } | null = null;
   private readonly optRounds: RoundFigures[] = [];
   private relayRequests = 0;
   private relaysInForce = 0;
@@ -276,6 +290,9 @@ export class World {
     if (this.variant !== 'http-only') {
       const m = sc.host.maintainMs;
       for (let gi = 0; gi < this.tickGroups.length; gi++) this.q.at(m + (gi * m) / this.tickGroups.length, () => this.maintainGroup(gi, m));
+      if (sc.host.seekParents && this.variant !== 'mesh-pull') {
+        for (let gi = 0; gi < this.tickGroups.length; gi++) this.q.at(SEEK_CHECK_MS + (gi * SEEK_CHECK_MS) / this.tickGroups.length, () => this.seekGroup(gi));
+      }
       for (const o of sc.tracker.outages) {
         this.q.at(o.atS * 1000, () => this.trackerDown());
         this.q.at((o.atS + o.forS) * 1000, () => { this.outage = false; });
@@ -378,8 +395,9 @@ export class World {
       const s = this.makeSegment(r, seq);
       const key = `${r.name}/${seq}`;
       this.segments.set(key, s);
-      const old = `${r.name}/${seq - 90}`;
-      this.segments.delete(old);
+      // the HTTP server keeps 90 segments; the init segment (INIT_SEQ = -1) for good: deleting
+      // `seq - 90` at seq 89 used to remove it, and no viewer joining after 3 minutes could start
+      if (seq - 90 >= 0) this.segments.delete(`${r.name}/${seq - 90}`);
       if (seq % this.sc.metrics.trackEverySegments === 0) {
         this.tracked.set(key, { key, rendition: r.index, seq, publishT: this.now, piecePeers: [], pieceDelays: [], segPeers: [], segDelays: [] });
         this.q.at(this.now + this.sc.metrics.horizonS * 1000, () => this.finalizeTracked(key));
@@ -850,6 +868,68 @@ export class World {
     this.q.at(this.now + period, () => this.maintainGroup(gi, period));
   }
 
+  /** PeerHost.seekParent for a group of viewers (checked every SEEK_CHECK_MS instead of every tick). */
+  private seekGroup(gi: number): void {
+    for (const p of this.tickGroups[gi]) if (p.alive) this.seekParent(p);
+    this.q.at(this.now + SEEK_CHECK_MS, () => this.seekGroup(gi));
+  }
+
+  /** No parent in its rendition for seekParentAfterMs: a peers request with parentFor, as PeerHost sends it. */
+  private seekParent(p: SimPeer): void {
+    if (!p.welcomed || this.now - p.lastSeekAt < HOST_DEFAULTS.seekParentEveryMs) return;
+    const l = p.engine.links();
+    const r = l.playing;
+    if (r === undefined || l.parents[r] !== undefined) { p.parentlessSince = null; return; }
+    p.parentlessSince ??= this.now;
+    if (this.now - p.parentlessSince < HOST_DEFAULTS.seekParentAfterMs) return;
+    p.lastSeekAt = this.now;
+    this.counters.parentSeeks++;
+    const slots = Math.min(PARENT_REQUEST_MAX_SLOTS, l.capacity[r] ?? 0);
+    const ow = this.net.oneWay(p.node, this.trackerPlace);
+    this.q.at(this.now + ow, () => {
+      if (!p.alive || !p.welcomed || !this.trackerReachable(p)) return;
+      // the tracker knows NAT types from reports only when natAware (as sampleFor)
+      const mine = toNatType(p.node.nat);
+      const reachable = (id: string) => {
+        const q = this.byId.get(id);
+        return !this.sc.tracker.natAware || !q || predictPair(mine, toNatType(q.node.nat)) !== 'relay';
+      };
+      const parents = pickParentCandidates(this.parentIndex(), { peerId: p.id, rendition: r, slots }, MAX_PARENT_CANDIDATES, this.trackerRng, reachable);
+      const sample = this.sampleFor(p, Math.min(20, Math.max(this.sc.host.targetNeighbors * 2, 8)));
+      this.q.at(this.now + ow, () => {
+        if (!p.alive) return;
+        this.onPeers(p, sample);
+        // PeerHost.onParentCandidates -> connectToParent: as for an assignment, unless backed off after a failure
+        for (const c of parents.slice(0, HOST_DEFAULTS.seekParentCandidates)) {
+          if (p.conns.has(c.peerId)) continue;
+          const b = p.backoff.get(c.peerId);
+          if (b && b.failures > 0 && b.until > this.now) continue;
+          this.counters.parentSeekConnects++;
+          this.connect(p, c.peerId, true);
+        }
+      });
+    });
+  }
+
+  /**
+   * The tracker's parent-candidate index (tracker/parent-index.ts), rebuilt at most every
+   * PARENT_INDEX_DEFAULTS.maxAgeMs from what the peers would report (their state now: real
+   * reports are up to 5 s old, the same documented optimism as the optimizer's input).
+   */
+  private parentIndex(): Map<string, RenditionCandidates> {
+    if (this.parentIdx && this.now - this.parentIdx.at < PARENT_INDEX_DEFAULTS.maxAgeMs) return this.parentIdx.index;
+    const views: ParentView[] = [];
+    for (const q of [this.origin, ...this.peers]) {
+      if (!q.alive || !q.welcomed) continue;
+      const l = q.engine.links();
+      const depth: Record<string, number> = {};
+      for (const [r, d] of Object.entries(l.depth)) if (d < NO_DEPTH) depth[r] = d;
+      views.push({ peerId: q.id, kind: q.isOrigin ? 'origin' : 'browser', parents: l.parents, slots: l.capacity, depth });
+    }
+    this.parentIdx = { at: this.now, index: indexParentCandidates(views) };
+    return this.parentIdx.index;
+  }
+
   private setBackoff(p: SimPeer, id: string, failed: boolean): void {
     const b = p.backoff.get(id);
     const failures = (b?.failures ?? 0) + (failed ? 1 : 0);
@@ -889,7 +969,11 @@ export class World {
       const back = toB;
       let pendingIn = 0;
       for (const v of b.conns.values()) if (v === 'in') pendingIn++;
-      if (roomAtRemote && !b.conns.has(a.id)) this.makeRoom(b);
+      // PeerHost.makeRoomForIncoming: the claim is the offerer's own, so at most once per assignedRoomEveryMs
+      if (roomAtRemote && !b.conns.has(a.id) && this.now - b.lastIncomingRoomAt >= HOST_DEFAULTS.assignedRoomEveryMs) {
+        b.lastIncomingRoomAt = this.now;
+        this.makeRoom(b);
+      }
       if (b.conns.has(a.id) || !b.engine.wantsNeighbor(a.id) || (!assigned && pendingIn >= this.sc.host.maxPendingIncoming)) {
         failA(this.now + back);
         return;

@@ -7,6 +7,7 @@ import type { StatsHub } from './stats/hub.js';
 import type { StatsMetrics } from './stats-metrics.js';
 import type { OptimizerElection } from './store/election.js';
 import type { TrackerStore } from './store/types.js';
+import type { ParentIndexCache } from './parent-index.js';
 
 export interface TrackerLimits {
   /** Peers in a welcome. */
@@ -56,6 +57,8 @@ export interface TrackerContext {
   /** Live per-channel figures from peer reports (dashboard, stats API, /metrics). */
   stats: StatsHub;
   statsMetrics: StatsMetrics;
+  /** Parent candidates per channel, from the store's reports (peers requests with parentFor). */
+  parentIndex: ParentIndexCache;
   /** When set, the stats API, the live feed and the per-peer API require this token. */
   adminToken?: string;
 }

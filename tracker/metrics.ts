@@ -22,6 +22,8 @@ export class TrackerMetrics {
   readonly received: Counter<'type'>;
   readonly rejected: Counter<'reason'>;
   readonly signalsRelayed: Counter;
+  readonly parentRequests: Counter;
+  readonly parentCandidates: Counter;
   readonly rateLimited: Counter;
   readonly floodClosed: Counter;
   readonly stunAnswered: Counter;
@@ -59,6 +61,8 @@ export class TrackerMetrics {
       registers,
     });
     this.signalsRelayed = new Counter({ name: 'starling_tracker_signals_relayed_total', help: 'Signal messages relayed to another peer', registers });
+    this.parentRequests = new Counter({ name: 'starling_tracker_parent_requests_total', help: 'Peers requests from peers without a parent (parentFor)', registers });
+    this.parentCandidates = new Counter({ name: 'starling_tracker_parent_candidates_total', help: 'Parent candidates named in answers to parentFor', registers });
     this.rateLimited = new Counter({ name: 'starling_tracker_rate_limited_total', help: 'Messages dropped by the per-connection rate limit', registers });
     this.floodClosed = new Counter({ name: 'starling_tracker_flood_closed_total', help: 'Connections closed (1008) for sustained flooding', registers });
     this.stunAnswered = new Counter({ name: 'starling_stun_binding_answered_total', help: 'STUN Binding requests answered', registers });

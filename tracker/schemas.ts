@@ -5,7 +5,7 @@
  */
 import Ajv, { type ValidateFunction } from 'ajv';
 import {
-  REPORT_MAX_BANS, REPORT_MAX_LABEL, REPORT_MAX_LINKS, RELAY_MAX_RENDITIONS,
+  REPORT_MAX_BANS, REPORT_MAX_LABEL, REPORT_MAX_LINKS, RELAY_MAX_RENDITIONS, PARENT_REQUEST_MAX_SLOTS,
   type ClientMessage, type JoinMessage, type LeaveMessage, type PeersRequest, type ReportMessage, type SignalOut,
 } from '../peer/core/signaling.js';
 import { NAME_PATTERN } from '../peer/core/paths.js';
@@ -131,6 +131,15 @@ export const peersSchema = {
   properties: {
     type: { const: 'peers' },
     max: { type: 'integer', minimum: 0, maximum: 1000 },
+    parentFor: {
+      type: 'object',
+      required: ['rendition', 'slots'],
+      additionalProperties: false,
+      properties: {
+        rendition: { type: 'string', pattern: NAME_PATTERN.source },
+        slots: { type: 'integer', minimum: 0, maximum: PARENT_REQUEST_MAX_SLOTS },
+      },
+    },
   },
 } as const;
 

@@ -23,6 +23,7 @@ import { StatsHub, type StatsHubOptions } from './stats/hub.js';
 import { StatsMetrics } from './stats-metrics.js';
 import { statsPlugin } from './plugins/stats.js';
 import { optimizerPlugin, type OptimizerSettings } from './plugins/optimizer.js';
+import { ParentIndexCache } from './parent-index.js';
 
 export interface TrackerOptions {
   /** When set, joining as kind 'origin' requires this key (else error + close 1008). */
@@ -154,6 +155,7 @@ export async function buildTracker(opts: TrackerOptions = {}): Promise<FastifyIn
     now,
     stats,
     statsMetrics,
+    parentIndex: new ParentIndexCache({ store, registry, clock }),
     adminToken: opts.adminToken || undefined,
   };
   election.start();

@@ -60,7 +60,19 @@ export interface PeersRequest {
   type: 'peers';
   /** How many candidates are wanted (the tracker caps it). */
   max?: number;
+  /**
+   * The sender has no parent in this rendition and can feed `slots` children there itself: the
+   * answer's `parents` names fed peers worth asking for a slot (tracker/parent-candidates.ts).
+   */
+  parentFor?: ParentRequest;
 }
+export interface ParentRequest {
+  rendition: string;
+  slots: number;
+}
+/** Bounds of a parent request and of the candidates in its answer. */
+export const PARENT_REQUEST_MAX_SLOTS = 255;
+export const MAX_PARENT_CANDIDATES = 4;
 /** Traffic on one neighbor connection, as counted by the reporting peer (cumulative bytes). */
 export interface ReportLink {
   peerId: string;
@@ -127,6 +139,8 @@ export interface WelcomeMessage {
 export interface PeersMessage {
   type: 'peers';
   peers: PeerInfo[];
+  /** Answer to `parentFor`: fed peers with a slot for the requester, best first (at most MAX_PARENT_CANDIDATES). */
+  parents?: PeerInfo[];
 }
 export interface SignalIn {
   type: 'signal';

@@ -37,7 +37,7 @@
 import type { EngineApi } from '../core/engine-api.js';
 import type { Link, Logger, PeerKind } from '../core/types.js';
 import { silentLogger } from '../core/types.js';
-import { REPORT_MAX_BANS, REPORT_MAX_LINKS, type IceServer, type PeerInfo, type ReportBan, type ReportLink, type SignalData, type WelcomeMessage } from '../core/signaling.js';
+import { PARENT_REQUEST_MAX_SLOTS, REPORT_MAX_BANS, REPORT_MAX_LINKS, type IceServer, type PeerInfo, type ReportBan, type ReportLink, type SignalData, type WelcomeMessage } from '../core/signaling.js';
 import type { PeerConnector, Transport } from '../transport/transport-api.js';
 import type { PeerHostOptions, PeerHostStats } from './host-api.js';
 import { SignalingClient, type ReportExtra, type SignalingClientStats } from './signaling-client.js';
@@ -67,6 +67,14 @@ export const HOST_DEFAULTS = {
   trackerProbeTimeoutMs: 2500,
   /** A full host makes room for an offer that says it is for an assigned link at most this often. */
   assignedRoomEveryMs: 1000,
+  /**
+   * Without a parent in the rendition it plays for this long, the host asks the tracker for
+   * parent candidates (peers request with parentFor), at most every seekParentEveryMs, and
+   * connects to up to seekParentCandidates of them as for an assignment (tracker/parent-candidates.ts).
+   */
+  seekParentAfterMs: 2000,
+  seekParentEveryMs: 2000,
+  seekParentCandidates: 2,
 } as const;
 
 /** Extra knobs beyond the PeerHostOptions contract (tests, tuning). */
@@ -109,6 +117,9 @@ export interface PeerHostStatsDetail extends PeerHostStats {
   assignedRoomMade: number;
   /** Connections opened because the engine climbs toward a shallower parent (EngineEvents 'climb'). */
   climbConnects: number;
+  /** Parent candidates asked of the tracker (no parent for seekParentAfterMs), and connections opened to them. */
+  parentSeeks: number;
+  parentSeekConnects: number;
   /** Renditions relayed on the optimizer's request (besides the one played). */
   relaying: string[];
   knownPeers: number;
@@ -187,7 +198,12 @@ export class PeerHost {
     assignConnects: 0,
     assignedRoomMade: 0,
     climbConnects: 0,
+    parentSeeks: 0,
+    parentSeekConnects: 0,
   };
+  /** Since when the engine has had no parent in the rendition it plays (null: it has one), and the last seek. */
+  private parentlessSince: number | null = null;
+  private lastSeekAt = -Infinity;
   private lastIncomingRoomAt = -Infinity;
   /** Last message from the tracker (any), and the pending probe (see probeTracker). */
   private trackerHeardAt = -Infinity;
@@ -246,7 +262,7 @@ export class PeerHost {
       },
       {
         onWelcome: (m) => ((this.trackerHeardAt = this.timers.now()), this.onWelcome(m)),
-        onPeers: (peers) => ((this.trackerHeardAt = this.timers.now()), this.onPeers(peers)),
+        onPeers: (peers, parents) => ((this.trackerHeardAt = this.timers.now()), this.onPeers(peers), this.onParentCandidates(parents ?? [])),
         onSignal: (from, kind, data) => ((this.trackerHeardAt = this.timers.now()), this.onSignal(from, kind, data)),
         onDisconnected: () => this.log.info({}, 'tracker disconnected; links stay up, reconnecting'),
         onAssign: (rendition, parent) => ((this.trackerHeardAt = this.timers.now()), this.onAssign(rendition, parent)),
@@ -334,6 +350,8 @@ export class PeerHost {
       assignConnects: this.counters.assignConnects,
       assignedRoomMade: this.counters.assignedRoomMade,
       climbConnects: this.counters.climbConnects,
+      parentSeeks: this.counters.parentSeeks,
+      parentSeekConnects: this.counters.parentSeekConnects,
       relaying: [...this.relaying],
       knownPeers: this.known.size,
       tracker: this.client.stats(),
@@ -730,6 +748,45 @@ export class PeerHost {
       this.engine.tick();
     } catch (err) {
       this.log.error({ err: String(err) }, 'engine.tick threw');
+    }
+    this.seekParent();
+  }
+
+  /**
+   * No parent in the rendition we play for seekParentAfterMs: our neighbors cannot feed us (none
+   * is fed with a slot for us), so ask the tracker, which has every peer's report, for some that
+   * can. Neighbor sets are random: without this a peer may never meet a parent.
+   */
+  private seekParent(): void {
+    if (!this.running || !this.client.isWelcomed) return;
+    const now = this.timers.now();
+    if (now - this.lastSeekAt < HOST_DEFAULTS.seekParentEveryMs) return;
+    let view: UploadLinksView | null;
+    try {
+      view = uploadLinksOf(this.engine);
+    } catch {
+      view = null;
+    }
+    const r = view?.playing;
+    if (!view || r === undefined || view.parents[r] !== undefined) {
+      this.parentlessSince = null;
+      return;
+    }
+    this.parentlessSince ??= now;
+    if (now - this.parentlessSince < HOST_DEFAULTS.seekParentAfterMs) return;
+    this.lastSeekAt = now;
+    this.counters.parentSeeks++;
+    const slots = Math.max(0, Math.min(PARENT_REQUEST_MAX_SLOTS, Math.floor(view.capacity[r] ?? 0)));
+    this.client.requestPeers(Math.max(this.target * 2, 8), { rendition: r, slots });
+  }
+
+  /** The tracker's parent candidates: connected to as for an assignment (the engine asks them for a slot once linked). */
+  private onParentCandidates(parents: PeerInfo[]): void {
+    if (this.stopped) return;
+    for (const p of parents.slice(0, HOST_DEFAULTS.seekParentCandidates)) {
+      if (!this.connectToParent(p.peerId, false)) continue;
+      this.counters.parentSeekConnects++;
+      this.log.debug({ peerId: p.peerId }, 'connecting to a parent candidate');
     }
   }
 

@@ -20,9 +20,9 @@ import type { Logger, PeerKind } from '../core/types.js';
 import { silentLogger } from '../core/types.js';
 import {
   SIGNAL_BURST, SIGNAL_MAX_BYTES, SIGNAL_RATE_PER_SEC,
-  REPORT_MAX_BANS, REPORT_MAX_LINKS, RELAY_MAX_RENDITIONS,
+  REPORT_MAX_BANS, REPORT_MAX_LINKS, RELAY_MAX_RENDITIONS, MAX_PARENT_CANDIDATES,
   type ClientMessage, type IceServer, type PeerInfo, type ReportBan, type ReportLink, type ReportMessage, type SignalData,
-  type TrackerMessage, type WelcomeMessage,
+  type ParentRequest, type TrackerMessage, type WelcomeMessage,
 } from '../core/signaling.js';
 import { isValidName } from '../core/paths.js';
 import type { WebSocketCtor, WebSocketLike } from './host-api.js';
@@ -153,7 +153,11 @@ export function parseTrackerMessage(raw: unknown): TrackerMessage | null {
     }
     case 'peers': {
       const peers = validPeers(m.peers);
-      return peers ? { type: 'peers', peers } : null;
+      if (!peers) return null;
+      if (m.parents === undefined) return { type: 'peers', peers };
+      const parents = validPeers(m.parents);
+      if (!parents || parents.length > MAX_PARENT_CANDIDATES) return null;
+      return { type: 'peers', peers, parents };
     }
     case 'signal': {
       if (!isPeerId(m.from) || !isKind(m.fromKind)) return null;
@@ -251,7 +255,7 @@ export function sanitizeReport(stats: Record<string, number>, extra: ReportExtra
 
 export interface SignalingClientHandlers {
   onWelcome?(msg: WelcomeMessage): void;
-  onPeers?(peers: PeerInfo[]): void;
+  onPeers?(peers: PeerInfo[], parents?: PeerInfo[]): void;
   onSignal?(from: string, fromKind: PeerKind, data: SignalData): void;
   onTrackerError?(reason: string): void;
   /** The optimizer assigned our parent in a rendition (null: withdrawn). Validated. */
@@ -410,8 +414,9 @@ export class SignalingClient {
     return this.send({ type: 'signal', to, data });
   }
 
-  requestPeers(max?: number): boolean {
-    return this.send(max === undefined ? { type: 'peers' } : { type: 'peers', max });
+  /** `parentFor`: we have no parent in that rendition; the answer's `parents` names some to ask. */
+  requestPeers(max?: number, parentFor?: ParentRequest): boolean {
+    return this.send({ type: 'peers', ...(max !== undefined ? { max } : {}), ...(parentFor ? { parentFor } : {}) });
   }
 
   /** Sends a report, first trimmed to what the tracker's schema accepts (sanitizeReport). */
@@ -573,7 +578,7 @@ export class SignalingClient {
         this.handlers.onWelcome?.(msg);
         break;
       case 'peers':
-        if (this.welcomed) this.handlers.onPeers?.(msg.peers);
+        if (this.welcomed) this.handlers.onPeers?.(msg.peers, msg.parents);
         break;
       case 'signal':
         if (this.welcomed) this.handlers.onSignal?.(msg.from, msg.fromKind, msg.data);

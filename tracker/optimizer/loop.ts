@@ -34,6 +34,8 @@ export interface OverlayPeer {
   parents: Record<string, string>;
   /** Children it could feed per rendition (engine capacity, from the report). */
   slots: Record<string, number>;
+  /** Hops from the origin per rendition it is fed in (from the report; unfed renditions absent). */
+  depth?: Record<string, number>;
   /** Buffer ahead of the playhead, ms (watch page); absent for seeders. */
   bufferMs?: number;
   /** Cumulative stalls (watch page), to notice children stalling under a parent. */

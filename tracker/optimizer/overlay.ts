@@ -75,6 +75,7 @@ export function toOverlayPeer(m: MemberReport): OverlayPeer {
   const slots: Record<string, number> = {};
   const kbps: Record<string, number> = {};
   const fed = new Set<string>();
+  const depth: Record<string, number> = {};
   let keys = 0;
   for (const [k, v] of Object.entries(stats)) {
     if (++keys > 256) break; // the schema allows 64; a store entry could hold anything
@@ -87,7 +88,7 @@ export function toOverlayPeer(m: MemberReport): OverlayPeer {
     const n = byteStat(v);
     if (n === undefined) continue;
     if (match[1] === 'slots') slots[match[2]] = n;
-    else if (n < NO_DEPTH) fed.add(match[2]);
+    else if (n < NO_DEPTH) { fed.add(match[2]); depth[match[2]] = n; }
   }
   const parents: Record<string, string> = {};
   const linked = new Set<string>();
@@ -106,6 +107,7 @@ export function toOverlayPeer(m: MemberReport): OverlayPeer {
     parents,
     slots,
   };
+  if (fed.size > 0) peer.depth = depth;
   const nat = label(r.nat);
   if (nat) peer.nat = nat;
   const relays = Array.isArray(r.relays) ? r.relays.slice(0, 8).filter((x): x is string => typeof x === 'string' && isValidName(x)) : [];

@@ -23,6 +23,7 @@ import { HONOUR_WINDOW_MS, OptimizerLoop, type Assignment, type RoundFigures } f
 import { buildOverlay, type MemberReport } from '../optimizer/overlay.js';
 import { RelayPlanner, type RelayChange } from '../optimizer/relay.js';
 import type { TrackerStore } from '../store/types.js';
+import { channelMembers } from '../parent-index.js';
 
 export interface OptimizerSettings {
   /** Run the loop at all. Default true. */
@@ -261,14 +262,8 @@ export class TrackerOptimizer {
     return loop;
   }
 
-  /** The channel's members now (registry: every tracker's peers) with their latest reports. */
-  private async members(channel: string): Promise<MemberReport[]> {
-    const reports = await this.deps.store.reports(channel);
-    const byId = new Map<string, unknown>();
-    for (const r of reports) if (r && typeof r.peerId === 'string') byId.set(r.peerId, r);
-    // the registry decides who is in the channel and of which kind: a stale report of a peer
-    // that left is not a member, and a report's own `kind` is not trusted
-    return this.deps.registry.peers(channel).map((rec) => ({ peerId: rec.peerId, kind: rec.kind, report: byId.get(rec.peerId) ?? null }));
+  private members(channel: string): Promise<MemberReport[]> {
+    return channelMembers(this.deps.store, this.deps.registry, channel);
   }
 
   private send(channel: string, a: Assignment): boolean {

@@ -6,9 +6,12 @@ import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypt
 import type { FastifyBaseLogger, FastifyPluginAsync } from 'fastify';
 import type { RawData, WebSocket } from 'ws';
 import {
+  MAX_PARENT_CANDIDATES,
   SIGNAL_MAX_BYTES,
   type ClientMessage,
   type JoinMessage,
+  type ParentRequest,
+  type PeerInfo,
   type SignalOut,
   type TrackerMessage,
 } from '../../peer/core/signaling.js';
@@ -18,9 +21,10 @@ import { hostFromHeader, iceServersFor, urlHost } from '../ice.js';
 import { TokenBucket } from '../rate-limit.js';
 import type { PeerRecord } from '../registry.js';
 import { parseClientMessage, type RejectReason } from '../schemas.js';
-import { natTrackerFor } from '../nat.js';
+import { natTrackerFor, predictPair } from '../nat.js';
 import { isRemote } from '../store/types.js';
 import { addressPrefix } from '../optimizer/overlay.js';
+import { pickParentCandidates } from '../parent-candidates.js';
 
 /** WebSocket close codes used by the tracker. */
 export const CLOSE_NORMAL = 1000;
@@ -140,7 +144,11 @@ export class Session implements PeerConn {
         // NAT traversal: likely-direct neighbors first (tracker/nat.ts).
         const peers = natTrackerFor(this.ctx).prefer(peer, max, (n) =>
           registry.sample(peer.channel, { exclude: peer.peerId, max: n, maxInfra: limits.maxInfraPerSample, random }));
-        this.send({ type: 'peers', peers });
+        if (!msg.parentFor) {
+          this.send({ type: 'peers', peers });
+          return;
+        }
+        void this.answerWithParents(peer, msg.parentFor, peers);
         return;
       }
       case 'report': {
@@ -168,6 +176,26 @@ export class Session implements PeerConn {
         this.close(CLOSE_NORMAL, 'bye');
         return;
     }
+  }
+
+  /** A `peers` answer that also names parent candidates (tracker/parent-candidates.ts) for a peer without a parent. */
+  private async answerWithParents(peer: PeerRecord<PeerConn>, want: ParentRequest, peers: PeerInfo[]): Promise<void> {
+    this.ctx.metrics.parentRequests.inc();
+    let parents: PeerInfo[] = [];
+    try {
+      const index = await this.ctx.parentIndex.get(peer.channel);
+      const nat = natTrackerFor(this.ctx);
+      const mine = nat.natOf(peer);
+      const reachable = (id: string) => predictPair(mine, nat.natOf(this.ctx.registry.get(peer.channel, id))) !== 'relay';
+      parents = pickParentCandidates(index, { peerId: peer.peerId, rendition: want.rendition, slots: want.slots }, MAX_PARENT_CANDIDATES, this.ctx.random, reachable)
+        .map((c) => ({ peerId: c.peerId, kind: c.kind }));
+    } catch (err) {
+      // the store failed (Redis down): a plain sample is still an answer
+      this.log.debug({ err: String(err), channel: peer.channel }, 'parent candidates unavailable');
+    }
+    if (this.closing || this.peer !== peer) return;
+    this.ctx.metrics.parentCandidates.inc(parents.length);
+    this.send({ type: 'peers', peers, ...(parents.length > 0 ? { parents } : {}) });
   }
 
   private join(msg: JoinMessage): void {

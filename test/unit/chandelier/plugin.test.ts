@@ -106,7 +106,7 @@ describe('reports -> overlay', () => {
     });
     expect(p).toEqual({
       peerId: 'seeder-1', kind: 'seeder', scope: 'r:eu-west', nat: 'full-cone',
-      parents: { '360p': 'origin-root', '720p': 'seeder-2' }, slots: { '360p': 4, '720p': 2 }, bufferMs: 3000, stalls: 2,
+      parents: { '360p': 'origin-root', '720p': 'seeder-2' }, slots: { '360p': 4, '720p': 2 }, depth: { '360p': 1 }, bufferMs: 3000, stalls: 2,
     });
     expect(scopeOf(undefined, '10.77')).toBe('n:10.77');
     expect(scopeOf(undefined, undefined)).toBe('default');

@@ -8,7 +8,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { PeerHost } from '../../../peer/host/peer-host.js';
 import { renditionStats, tagLinkRenditions, type UploadLinksView } from '../../../peer/host/optimizer-report.js';
 import type { EngineApi } from '../../../peer/core/engine-api.js';
-import { FakeEngine, FakeTimers, FakeTransport, FakeWebSocket } from './fakes.js';
+import { FakeEngine, FakeTimers, FakeTransport, FakeWebSocket, withLinks } from './fakes.js';
 
 const ME = 'mmmm-0000';
 
@@ -21,16 +21,6 @@ class AssignableEngine extends FakeEngine {
   }
 }
 
-/** The engine as the host sees it, plus Engine.links() (FakeEngine's `links` is its Map). */
-function withLinks(engine: FakeEngine, view: UploadLinksView): EngineApi {
-  return new Proxy(engine, {
-    get(target, key) {
-      if (key === 'links') return () => view;
-      const v = Reflect.get(target, key) as unknown;
-      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-    },
-  }) as unknown as EngineApi;
-}
 
 async function setup(engine: EngineApi, target = 2, peers: string[] = ['aaaa-0001', 'bbbb-0002']) {
   const timers = new FakeTimers();

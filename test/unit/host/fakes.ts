@@ -5,6 +5,7 @@ import type { ConnectorOptions, PeerConnector, Transport } from '../../../peer/t
 import type { EngineApi, NeighborStat } from '../../../peer/core/engine-api.js';
 import type { EngineStats, Link } from '../../../peer/core/types.js';
 import type { SignalData } from '../../../peer/core/signaling.js';
+import type { UploadLinksView } from '../../../peer/host/optimizer-report.js';
 
 export class FakeTimers implements Timers {
   private t = 0;
@@ -214,4 +215,15 @@ export class FakeEngine implements EngineApi {
   close(): void {
     for (const l of [...this.links.values()]) l.close();
   }
+}
+
+/** The engine as the host sees it, plus Engine.links() (FakeEngine's `links` is its Map); `view` may change between calls. */
+export function withLinks(engine: FakeEngine, view: UploadLinksView | (() => UploadLinksView)): EngineApi {
+  return new Proxy(engine, {
+    get(target, key) {
+      if (key === 'links') return typeof view === 'function' ? view : () => view;
+      const v = Reflect.get(target, key) as unknown;
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  }) as unknown as EngineApi;
 }

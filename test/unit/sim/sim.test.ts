@@ -48,6 +48,13 @@ describe('simulator', () => {
     expect(other.json).not.toBe(first.json);
   }, 20_000);
 
+  it('keeps the init segment on the HTTP server for good: a viewer joining after 90 segments starts', async () => {
+    // joins at 0, 95 and 190 s; the server drops media segments 90 behind the edge (180 s)
+    const late = { ...tiny, durationS: 200, population: { viewers: 3, join: { pattern: 'steady', atS: 0, overS: 285 } }, churn: { meanSessionS: 0 } };
+    const out = await runScenario(parseScenario(late), { variants: ['http-only', 'starling'] });
+    for (const v of out.report.variants) expect(v.viewersStarted).toBe(3);
+  }, 30_000);
+
   it('rejects unknown scenario fields and accepts every shipped scenario', () => {
     expect(() => parseScenario({ ...tiny, bogus: 1 })).toThrow(/unknown field bogus/);
     expect(() => parseScenario({ ...tiny, origin: { region: 'mars' } })).toThrow(/unknown region/);
