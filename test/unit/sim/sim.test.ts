@@ -64,7 +64,7 @@ describe('simulator', () => {
     expect(() => parseScenario({ ...tiny, optimizer: { minGain: -0.1 } })).toThrow(/minGain/);
     expect(() => parseScenario({ ...tiny, optimizer: { maxSwitches: 2.5 } })).toThrow(/maxSwitches/);
     expect(parseScenario({ ...tiny, optimizer: { maxSwitches: 20 } }).optimizer.maxSwitches).toBe(20);
-    for (const f of ['small', 'flash-crowd', 'churn-outage-partition', 'calibration-10', 'scale-1k', 'scale-10k', 'scale-10k-16s', 'scale-100k']) {
+    for (const f of ['small', 'flash-crowd', 'churn-outage-partition', 'calibration-10', 'bench-50', 'scale-1k', 'scale-10k', 'scale-10k-16s', 'scale-100k']) {
       const raw = JSON.parse(readFileSync(join(import.meta.dirname, '../../../sim/scenarios', `${f}.json`), 'utf8'));
       expect(() => parseScenario(raw), f).not.toThrow();
     }
