@@ -157,6 +157,10 @@ class Player {
         }
       }
     })();
+    // "fed at the end" is taken 1 s before the end, when every viewer still runs: viewers stop one
+    // after the other once their last load settles, and their children lose a parent then
+    await sleep(Math.max(0, end - 1000 - this.now()));
+    const hasParent = this.peer ? this.peer.engine.links().parents[this.v.rendition] !== undefined : false;
     await sleep(Math.max(0, end - this.now()));
     this.done = true;
     clearInterval(ticker);
@@ -182,7 +186,7 @@ class Player {
       pushedPieces: this.peer?.engine.debugStats().pushedReceived ?? 0,
       silentNeighbors: this.peer?.engine.debugStats().silentNeighbors ?? 0,
       parentChanges: this.peer?.engine.debugStats().parentChanges ?? 0,
-      hasParent: this.peer ? this.peer.engine.links().parents[this.v.rendition] !== undefined : false,
+      hasParent,
     };
     await this.peer?.stop();
     return result;

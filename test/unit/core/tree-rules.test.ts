@@ -118,6 +118,34 @@ describe('capacity and assignment in the slot priority', () => {
     expect(small.of('slot-revoke').map((f) => f.reason)).toEqual([RevokeReason.full]);
     expect(big.of('slot-revoke')).toHaveLength(0);
   });
+
+  it("an assignment takes the origin's slot from an unassigned holder; between assignments, capacity decides", async () => {
+    const o = origin({ maxChildrenPerRendition: 1, maxChildren: 2 });
+    const asker = (id: string, capacity: number, timestamp: number, assigned: boolean) => {
+      const p = new RawPeer(env.net, id, o);
+      p.hello('browser');
+      p.send({ type: 'status', rendition: R, depth: 255, freeSlots: capacity, capacity, ancestors: emptyAncestors() });
+      p.send({ type: 'slot-request', rendition: R, deadlineMs: 0, timestamp, capacity, assigned });
+      return p;
+    };
+    const big = asker('big-1', 6, 1, false);
+    await env.net.settle();
+    const mid = asker('mid-1', 1, 2, true); // assigned: beats an unassigned holder whatever its capacity
+    await env.net.settle();
+    expect(mid.of('slot-grant')).toHaveLength(1);
+    expect(big.of('slot-revoke').map((f) => f.reason)).toEqual([RevokeReason.preempted]);
+    // a later plan roots a stronger peer here: the earlier plan's root keeps its mark, and must
+    // not lock it out (measured: a whole rendition's tree stayed unfed for the run)
+    const strong = asker('strong-1', 4, 3, true);
+    await env.net.settle();
+    expect(strong.of('slot-grant')).toHaveLength(1);
+    expect(mid.of('slot-revoke').map((f) => f.reason)).toEqual([RevokeReason.preempted]);
+    // an assigned request without more capacity does not unseat an assigned holder
+    const weak = asker('weak-1', 2, 4, true);
+    await env.net.settle();
+    expect(weak.of('slot-revoke').map((f) => f.reason)).toEqual([RevokeReason.full]);
+    expect(o.links().children).toEqual([{ peerId: 'strong-1', rendition: R }]);
+  });
 });
 
 describe('handover of a preempted child', () => {
