@@ -1501,9 +1501,11 @@ export class Engine implements EngineApi {
       // to the peer that can feed the most others; a child is displaced only by a requester with
       // more capacity (a plain deadline priority would let every urgent newcomer unseat a
       // subtree's root).
-      // The optimizer's assignment outranks both (it sees the whole overlay); between two
-      // assignments capacity decides again, as in the slot table: a holder keeps its mark after
-      // the plan moved on, and a later plan's root must not stay locked out by an earlier one's.
+      // The optimizer's assignment outranks both (it sees the whole overlay). Between two
+      // assignments the asker wins unless the holder can feed more: a holder keeps its mark
+      // after the plan moved on (the plan gives this budget's one slot to one root, and a peer
+      // asks only for its latest assignment), and a later plan's root must not stay locked out
+      // by an earlier one's (measured: a swap of two equal roots kept a rendition unfed).
       const capacity = (id: string) => this.neighbors.get(id)?.status.get(r)?.capacity ?? 0;
       let worst: { peerId: string; capacity: number; assigned: boolean } | null = null;
       for (const h of this.slots.list()) {
@@ -1514,8 +1516,9 @@ export class Engine implements EngineApi {
           worst = { peerId: h.peerId, capacity: c, assigned };
         }
       }
-      const stronger = !!worst && capacity(n.id) > worst.capacity;
-      const wins = !!worst && (f.assigned === true ? !worst.assigned || stronger : !worst.assigned && stronger);
+      const wins = !!worst && (f.assigned === true
+        ? !worst.assigned || capacity(n.id) >= worst.capacity
+        : !worst.assigned && capacity(n.id) > worst.capacity);
       if (!worst || !wins) return refuse(RevokeReason.full);
       this.slots.release(worst.peerId, r);
       this.preemptChild(worst.peerId, r);
