@@ -34,8 +34,6 @@ const ORIGIN_ID = 'origin-root';
 const HTTP_OVERHEAD = 400;
 /** Connection attempts that get no answer (or whose ICE fails) fail after this long. */
 const CONNECT_TIMEOUT_MS = 10_000;
-/** How often the simulator checks whether a viewer should seek a parent (PeerHost checks every tick, 50 ms). */
-const SEEK_CHECK_MS = 500;
 /** A viewer counts in the dissemination denominators once it has been in the swarm this long. */
 const SETTLE_MS = 10_000;
 
@@ -291,7 +289,7 @@ export class World {
       const m = sc.host.maintainMs;
       for (let gi = 0; gi < this.tickGroups.length; gi++) this.q.at(m + (gi * m) / this.tickGroups.length, () => this.maintainGroup(gi, m));
       if (sc.host.seekParents && this.variant !== 'mesh-pull') {
-        for (let gi = 0; gi < this.tickGroups.length; gi++) this.q.at(SEEK_CHECK_MS + (gi * SEEK_CHECK_MS) / this.tickGroups.length, () => this.seekGroup(gi));
+        for (let gi = 0; gi < this.tickGroups.length; gi++) this.q.at(HOST_DEFAULTS.seekParentCheckMs + (gi * HOST_DEFAULTS.seekParentCheckMs) / this.tickGroups.length, () => this.seekGroup(gi));
       }
       for (const o of sc.tracker.outages) {
         this.q.at(o.atS * 1000, () => this.trackerDown());
@@ -868,10 +866,10 @@ export class World {
     this.q.at(this.now + period, () => this.maintainGroup(gi, period));
   }
 
-  /** PeerHost.seekParent for a group of viewers (checked every SEEK_CHECK_MS instead of every tick). */
+  /** PeerHost.seekParent for a group of viewers, every HOST_DEFAULTS.seekParentCheckMs as the host checks. */
   private seekGroup(gi: number): void {
     for (const p of this.tickGroups[gi]) if (p.alive) this.seekParent(p);
-    this.q.at(this.now + SEEK_CHECK_MS, () => this.seekGroup(gi));
+    this.q.at(this.now + HOST_DEFAULTS.seekParentCheckMs, () => this.seekGroup(gi));
   }
 
   /** No parent in its rendition for seekParentAfterMs: a peers request with parentFor, as PeerHost sends it. */
@@ -888,11 +886,12 @@ export class World {
     const ow = this.net.oneWay(p.node, this.trackerPlace);
     this.q.at(this.now + ow, () => {
       if (!p.alive || !p.welcomed || !this.trackerReachable(p)) return;
-      // the tracker knows NAT types from reports only when natAware (as sampleFor)
+      // still in the channel (the index may be a second old), and not relay-only by the NAT
+      // table, which the tracker knows from reports only when natAware (as sampleFor)
       const mine = toNatType(p.node.nat);
       const reachable = (id: string) => {
         const q = this.byId.get(id);
-        return !this.sc.tracker.natAware || !q || predictPair(mine, toNatType(q.node.nat)) !== 'relay';
+        return q !== undefined && q.alive && (!this.sc.tracker.natAware || predictPair(mine, toNatType(q.node.nat)) !== 'relay');
       };
       const parents = pickParentCandidates(this.parentIndex(), { peerId: p.id, rendition: r, slots }, MAX_PARENT_CANDIDATES, this.trackerRng, reachable);
       const sample = this.sampleFor(p, Math.min(20, Math.max(this.sc.host.targetNeighbors * 2, 8)));

@@ -75,6 +75,8 @@ export const HOST_DEFAULTS = {
   seekParentAfterMs: 2000,
   seekParentEveryMs: 2000,
   seekParentCandidates: 2,
+  /** How often the host looks whether the engine has a parent (engine.links() is not free: not every tick). */
+  seekParentCheckMs: 500,
 } as const;
 
 /** Extra knobs beyond the PeerHostOptions contract (tests, tuning). */
@@ -204,6 +206,7 @@ export class PeerHost {
   /** Since when the engine has had no parent in the rendition it plays (null: it has one), and the last seek. */
   private parentlessSince: number | null = null;
   private lastSeekAt = -Infinity;
+  private lastSeekCheckAt = -Infinity;
   private lastIncomingRoomAt = -Infinity;
   /** Last message from the tracker (any), and the pending probe (see probeTracker). */
   private trackerHeardAt = -Infinity;
@@ -760,7 +763,8 @@ export class PeerHost {
   private seekParent(): void {
     if (!this.running || !this.client.isWelcomed) return;
     const now = this.timers.now();
-    if (now - this.lastSeekAt < HOST_DEFAULTS.seekParentEveryMs) return;
+    if (now - this.lastSeekCheckAt < HOST_DEFAULTS.seekParentCheckMs || now - this.lastSeekAt < HOST_DEFAULTS.seekParentEveryMs) return;
+    this.lastSeekCheckAt = now;
     let view: UploadLinksView | null;
     try {
       view = uploadLinksOf(this.engine);

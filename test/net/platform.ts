@@ -23,7 +23,7 @@ export interface Platform {
   host: string;
   log: Logger;
   /** Starts a werift peer joined to the channel, with the origin as its HTTP fallback. */
-  peer(kind: 'seeder' | 'browser', extra?: { transport?: Transport; engine?: Partial<EngineOptions>; maxNeighbors?: number }): Promise<NodePeer>;
+  peer(kind: 'seeder' | 'browser', extra?: { transport?: Transport; engine?: Partial<EngineOptions>; maxNeighbors?: number; targetNeighbors?: number }): Promise<NodePeer>;
   stop(): Promise<void>;
 }
 
@@ -63,6 +63,7 @@ export async function startPlatform(opts: {
         publicKey: origin.publicKey,
         http: new NodeHttpSource({ baseUrl: origin.url, channel: opts.channel }),
         maxNeighbors: extra.maxNeighbors ?? 8,
+        ...(extra.targetNeighbors !== undefined ? { targetNeighbors: extra.targetNeighbors } : {}),
         log: log.child({ part: kind }),
         transport: extra.transport,
         engine: extra.engine,

@@ -186,7 +186,11 @@ export class Session implements PeerConn {
       const index = await this.ctx.parentIndex.get(peer.channel);
       const nat = natTrackerFor(this.ctx);
       const mine = nat.natOf(peer);
-      const reachable = (id: string) => predictPair(mine, nat.natOf(this.ctx.registry.get(peer.channel, id))) !== 'relay';
+      // still in the channel (the index may be a second old), and not relay-only by the NAT table
+      const reachable = (id: string) => {
+        const rec = this.ctx.registry.get(peer.channel, id);
+        return rec !== undefined && predictPair(mine, nat.natOf(rec)) !== 'relay';
+      };
       parents = pickParentCandidates(index, { peerId: peer.peerId, rendition: want.rendition, slots: want.slots }, MAX_PARENT_CANDIDATES, this.ctx.random, reachable)
         .map((c) => ({ peerId: c.peerId, kind: c.kind }));
     } catch (err) {
