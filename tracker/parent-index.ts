@@ -32,8 +32,6 @@ type Index = Map<string, RenditionCandidates>;
 export class ParentIndexCache {
   private readonly built = new Map<string, { at: number; index: Index }>();
   private readonly building = new Map<string, Promise<Index>>();
-  /** Index builds, for /metrics. */
-  builds = 0;
 
   constructor(
     private readonly deps: { store: TrackerStore; registry: Registry<PeerConn>; clock: Clock },
@@ -55,7 +53,6 @@ export class ParentIndexCache {
   private async build(channel: string): Promise<Index> {
     const members = await channelMembers(this.deps.store, this.deps.registry, channel);
     const index = indexParentCandidates(buildOverlay(members));
-    this.builds++;
     this.built.delete(channel);
     this.built.set(channel, { at: this.deps.clock.now(), index });
     while (this.built.size > PARENT_INDEX_DEFAULTS.maxChannels) this.built.delete(this.built.keys().next().value as string);
