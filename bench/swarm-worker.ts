@@ -65,6 +65,10 @@ export interface ViewerResult {
   parentChanges: number;
   /** Fed by an upload link in its rendition at the end. */
   hasParent: boolean;
+  /** From joining to the first open neighbor (ms); null if none opened. */
+  firstNeighborMs: number | null;
+  /** HTTP bytes of the first LIVE_SYNC_SEGMENTS media segments loaded: the joiner's catch-up to the edge. */
+  startupHttpBytes: number;
 }
 
 const MAX_BUFFER_MS = 12_000;
@@ -97,6 +101,8 @@ class Player {
   private segments = 0;
   private failures = 0;
   private httpBytes = 0;
+  private firstNeighborAt: number | null = null;
+  private startupHttpBytes = 0;
   private done = false;
   private peer: NodePeer | null = null;
   private http: NodeHttpSource;
@@ -125,6 +131,10 @@ class Player {
         peerId: this.v.id,
         engine: { uploadLimitKbps: this.v.capKbps },
       });
+      if (this.peer.engine.neighborStats().length > 0) this.firstNeighborAt = this.now();
+      else {
+        const off = this.peer.engine.on('neighbor-open', () => { this.firstNeighborAt ??= this.now(); off(); });
+      }
     }
     const ticker = setInterval(() => this.tick(), 50);
     const poller = (async () => {
@@ -187,6 +197,8 @@ class Player {
       silentNeighbors: this.peer?.engine.debugStats().silentNeighbors ?? 0,
       parentChanges: this.peer?.engine.debugStats().parentChanges ?? 0,
       hasParent,
+      firstNeighborMs: this.firstNeighborAt === null ? null : Math.round(this.firstNeighborAt - this.joinAt),
+      startupHttpBytes: this.startupHttpBytes,
     };
     await this.peer?.stop();
     return result;
@@ -212,7 +224,8 @@ class Player {
       if (seq !== INIT_SEQ) this.peer.engine.setPlaybackPosition(ref);
       const ahead = this.playStart === null ? 0 : Math.max(0, (this.bufferedEnd - this.pos) / 1000);
       const deadline = computeDeadline(this.now(), ahead, this.spec.segmentMs / 1000);
-      await this.peer.engine.loadSegment(ref, { deadline });
+      const r = await this.peer.engine.loadSegment(ref, { deadline });
+      if (seq !== INIT_SEQ && this.segments < LIVE_SYNC_SEGMENTS) this.startupHttpBytes += r.bytesBySource.http;
       return;
     }
     const path = segmentPath(this.spec.channel, ref);

@@ -75,6 +75,10 @@ interface Summary {
   silentNeighbors: number;
   parentChanges: number;
   fed: number;
+  /** Median time from joining to the first open neighbor (ms), P2P only. */
+  firstNeighborMs: number | null;
+  /** MB fetched over HTTP for the joiners' first 3 segments (their catch-up to the live edge) (part of mbHttp). */
+  mbHttpStartup: number;
 }
 
 function median(xs: number[]): number {
@@ -110,6 +114,8 @@ function summarize(n: number, mode: 'p2p' | 'http', rs: ViewerResult[], originPe
     silentNeighbors: sum((r) => r.silentNeighbors ?? 0),
     parentChanges: sum((r) => r.parentChanges ?? 0),
     fed: rs.filter((r) => r.hasParent).length,
+    firstNeighborMs: mode === 'p2p' ? median(rs.map((r) => r.firstNeighborMs).filter((x): x is number => x !== null)) : null,
+    mbHttpStartup: +(sum((r) => r.startupHttpBytes ?? 0) / 1e6).toFixed(1),
   };
 }
 
@@ -214,14 +220,15 @@ async function main(): Promise<void> {
         const optCell = s.mode !== 'p2p' ? '–' : optimizer ? `on: ${opt.rounds} rounds, ${opt.assignments} assigned, ${opt.moves} moves, ${opt.unhonoured} unhonoured, ${opt.relays} relays at the end (${opt.relayMessages} relay requests)${opt.errors ? `, ${opt.errors} errors` : ''}` : 'off';
         const line = `| ${n} | ${s.mode === 'p2p' ? 'P2P' : 'HTTP-only'} | ${optCell} | ${s.fromPeersPct}% | ${s.originSharePct}% | ${s.rebufferPct}% | ` +
           `${s.startupMs.median} / ${s.startupMs.max} ms | ${s.latencyS.mean} / ${s.latencyS.max} s | ${s.segments} / ${s.failures} | ` +
-          `${s.mode === 'p2p' ? `${s.fed} / ${s.viewers}` : '–'} | ${s.mode === 'p2p' ? (100 * bound).toFixed(1) + '%' : '–'} |`;
+          `${s.mode === 'p2p' ? `${s.fed} / ${s.viewers}` : '–'} | ${s.mode === 'p2p' ? (100 * bound).toFixed(1) + '%' : '–'} | ` +
+          `${s.mbHttp} / ${s.mode === 'p2p' ? s.mbHttpStartup : '–'} | ${s.firstNeighborMs ?? '–'} |`;
         rows.push(line);
         console.log(JSON.stringify({ ...s, optimizer, ...(s.mode === 'p2p' ? { optimizerFigures: opt } : {}), originPeerUploadMB: s.mode === 'p2p' ? +(originPeerUpload / 1e6).toFixed(1) : 0 }));
       }
     }
   }
-  console.log('\n| N | mode | optimizer | from peers | origin upload / delivered | rebuffering | startup median / max | behind live edge mean / max | segments / failed loads | fed by a parent at the end | fluid bound |');
-  console.log('|---|---|---|---|---|---|---|---|---|---|---|');
+  console.log('\n| N | mode | optimizer | from peers | origin upload / delivered | rebuffering | startup median / max | behind live edge mean / max | segments / failed loads | fed by a parent at the end | fluid bound | HTTP MB / of it start-up | first neighbor (median ms) |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const r of rows) console.log(r);
 }
 

@@ -98,6 +98,15 @@ export const ENGINE_LIMITS = {
   pushWaitMs: 1500,
   /** ...unless a pending load's HTTP fallback time is this close: then it repairs at once. */
   urgentMs: 750,
+  /**
+   * A peer with no open neighbor fetches what no neighbor can serve over HTTP at once instead of
+   * waiting for the deadline ("alone")... but not in its first joinGraceMs, before it ever had a
+   * neighbor: a joiner's first connections open a few hundred ms after it asks for its catch-up
+   * segments, which are complete at every neighbor. Counting it alone then fetched all of them
+   * over HTTP at once, most of the HTTP bytes of a 3-minute swarm. Waiting is safe: the deadline
+   * fallback still fetches at deadline - margin.
+   */
+  joinGraceMs: 3000,
   /** A SLOT_REQUEST unanswered this long counts as refused. */
   slotRequestTimeoutMs: 3000,
   /** A neighbor that refused or revoked a slot is not asked again for this long. */
@@ -311,6 +320,9 @@ export class Engine implements EngineApi {
   private readonly maxChildrenPerRendition: number;
   private uploadAllowance = 0;
   private lastRefill: number;
+  /** For the join grace (ENGINE_LIMITS.joinGraceMs): when this engine started, and whether it ever had an open neighbor. */
+  private readonly createdAt: number;
+  private hadNeighbor = false;
   private lastEviction = -Infinity;
   private pumpStart = 0;
   private readonly interest: EngineOptions['interest'];
@@ -391,6 +403,7 @@ export class Engine implements EngineApi {
     this.pushEnabled = options.push ?? true;
     this.slots = new SlotTable({ maxSlots: this.maxChildren, capacityKbps: limit > 0 ? limit * 0.95 : Infinity });
     this.lastRefill = this.clock.now();
+    this.createdAt = this.lastRefill;
     this.uploadAllowance = this.uploadBurst(); // a full bucket to start with
   }
 
@@ -842,6 +855,7 @@ export class Engine implements EngineApi {
     if (f.peerId !== n.link.remoteId) return this.reject(n, 'peer-id-mismatch', true);
     n.state = 'open';
     n.kind = f.kind;
+    this.hadNeighbor = true;
     this.log.debug({ peer: n.id, kind: f.kind }, 'neighbor open');
     this.emit('neighbor-open', { peerId: n.id, kind: f.kind });
     // tell the new neighbor what we hold: init segments first, then by seq
@@ -1932,7 +1946,7 @@ export class Engine implements EngineApi {
       viaHttp: (i) => load.httpPieces.has(i),
       inFlight: (i) => this.requests.isActive(load.ref, i),
       announced: (i) => this.anyNeighborCanServe(load.ref, i),
-      alone: !this.hasOpenNeighbor(),
+      alone: !this.hasOpenNeighbor() && (this.hadNeighbor || now - this.createdAt >= ENGINE_LIMITS.joinGraceMs),
     });
     if (pieces.length > 0) this.fetchPiecesHttp(load, entry, pieces);
   }

@@ -276,7 +276,8 @@ describe('Engine: HTTP fallback', () => {
     expect(equalBytes(r.data, x.data)).toBe(true);
     expect(r.bytesBySource.http).toBe(x.data.length);
     expect(http.ranges).toEqual([]);
-    // not due: the manifest first, then only the ranges still missing (as before)
+    // not due, alone past the join grace: the manifest first, then the ranges still missing
+    env.clock.advance(ENGINE_LIMITS.joinGraceMs);
     const y = seg(9);
     http.add(y);
     http.hold = false;
@@ -308,6 +309,7 @@ describe('Engine: HTTP fallback', () => {
     const x = seg(7);
     const http = new FakeHttp().add(x);
     const v = viewer('viewer-1', { http });
+    env.clock.advance(ENGINE_LIMITS.joinGraceMs); // alone past the join grace
     const r = await v.loadSegment(x.ref, { deadline: far() });
     expect(equalBytes(r.data, x.data)).toBe(true);
     expect(http.manifests).toEqual([x.ref]);
@@ -322,6 +324,52 @@ describe('Engine: HTTP fallback', () => {
     expect(w.stats().bytesFromPeers).toBe(x.data.length);
     expect(http2.ranges.length + http2.manifests.length).toBe(0);
     expect(v.stats().bytesUploaded).toBe(x.data.length);
+  });
+
+  it('a joiner without neighbors yet waits for them (join grace), then for the deadline; alone after the grace', async () => {
+    const x = seg(12);
+    // its first neighbor opens after the load was asked for: every piece comes from it
+    const http = new FakeHttp().add(x);
+    const v = viewer('viewer-1', { http });
+    const t0 = env.clock.now();
+    const p = v.loadSegment(x.ref, { deadline: t0 + 3000 });
+    await env.net.settle();
+    expect(http.ranges).toEqual([]);
+    env.clock.advance(300);
+    v.tick();
+    const s = seeder();
+    publish(s, x);
+    env.net.connect(s, v);
+    await env.net.settle();
+    const r = await p;
+    expect(equalBytes(r.data, x.data)).toBe(true);
+    expect(r.bytesBySource.peer).toBe(x.data.length);
+    expect(http.ranges).toEqual([]);
+    // none opens: nothing goes to HTTP before deadline - margin, then all of it
+    const y = seg(13);
+    const http2 = new FakeHttp().add(y);
+    const w = viewer('viewer-2', { http: http2 });
+    const t1 = env.clock.now();
+    const q = w.loadSegment(y.ref, { deadline: t1 + 2000 });
+    await env.net.settle();
+    env.clock.advance(1400);
+    w.tick();
+    await env.net.settle();
+    expect(http2.ranges).toEqual([]);
+    env.clock.advance(100); // deadline - 500
+    w.tick();
+    await env.net.settle();
+    expect(http2.ranges.map((q) => [q.start, q.end])).toEqual([[0, y.data.length]]);
+    expect(equalBytes((await q).data, y.data)).toBe(true);
+    // past the grace without ever having a neighbor: alone, so what no neighbor can serve goes at once
+    env.clock.advance(ENGINE_LIMITS.joinGraceMs);
+    const z = seg(14);
+    http2.add(z);
+    const z0 = http2.ranges.length;
+    const rz = w.loadSegment(z.ref, { deadline: env.clock.now() + 5000 });
+    await env.net.settle();
+    expect(http2.ranges.slice(z0).map((q) => [q.start, q.end])).toEqual([[0, z.data.length]]);
+    expect(equalBytes((await rz).data, z.data)).toBe(true);
   });
 
   it('near the deadline goes to HTTP at once but keeps accepting peer pieces', async () => {
@@ -355,6 +403,7 @@ describe('Engine: HTTP fallback', () => {
     const http = new FakeHttp().add(x);
     http.corruptPiece = { index: 2, pieceSize: 1024 };
     const v = viewer('viewer-1', { http });
+    env.clock.advance(ENGINE_LIMITS.joinGraceMs); // alone past the join grace
     await expect(v.loadSegment(x.ref, { deadline: far() })).rejects.toThrow(/verification/);
     expect(v.stats().badPieces).toBe(1);
     expect(v.hasSegment(x.ref)).toBe(false);
