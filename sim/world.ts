@@ -80,6 +80,8 @@ class SimPeer {
   /** Since when it has had no parent in its rendition (null: it has one), and its last parent request (PeerHost.seekParent). */
   parentlessSince: number | null = null;
   lastSeekAt = -Infinity;
+  /** It has had a parent in the rendition it plays (PeerHost: no longer a joiner). */
+  hadParent = false;
   /** Last time it made room for an incoming offer for an assigned link (PeerHost.makeRoomForIncoming). */
   lastIncomingRoomAt = -Infinity;
   /** Effective upload capacity: min(uplink, engine cap), kbit/s (fluid bound). */
@@ -515,6 +517,10 @@ export class World {
     this.upSamples.push(p.uploadKbps);
     if (this.owSamples.length < 2000) this.owSamples.push(this.net.oneWay(node, this.origin.node));
     if (p2p) this.trackerJoin(p);
+    if (p2p && this.sc.host.seekParents && this.variant !== 'mesh-pull') {
+      const until = this.now + HOST_DEFAULTS.seekParentEagerMs;
+      this.q.at(this.now + HOST_DEFAULTS.seekParentEagerCheckMs, () => this.seekEagerly(p, until));
+    }
     // the player fetches the master and media playlists (2 round trips), then starts
     this.q.at(this.now + 4 * this.net.oneWay(node, this.httpNode), () => this.playerStart(p));
     if (session < Infinity) this.q.at(this.now + session, () => this.leave(p, abrupt));
@@ -872,14 +878,26 @@ export class World {
     this.q.at(this.now + HOST_DEFAULTS.seekParentCheckMs, () => this.seekGroup(gi));
   }
 
+  /** PeerHost's eager checks in a joiner's first seekParentEagerMs, until its first parent request. */
+  private seekEagerly(p: SimPeer, until: number): void {
+    if (!p.alive || p.lastSeekAt !== -Infinity || p.hadParent || this.now >= until) return;
+    this.seekParent(p);
+    this.q.at(this.now + HOST_DEFAULTS.seekParentEagerCheckMs, () => this.seekEagerly(p, until));
+  }
+
   /** No parent in its rendition for seekParentAfterMs: a peers request with parentFor, as PeerHost sends it. */
   private seekParent(p: SimPeer): void {
     if (!p.welcomed || this.now - p.lastSeekAt < HOST_DEFAULTS.seekParentEveryMs) return;
     const l = p.engine.links();
     const r = l.playing;
-    if (r === undefined || l.parents[r] !== undefined) { p.parentlessSince = null; return; }
+    if (r === undefined || l.parents[r] !== undefined) {
+      if (r !== undefined) p.hadParent = true;
+      p.parentlessSince = null;
+      return;
+    }
     p.parentlessSince ??= this.now;
-    if (this.now - p.parentlessSince < HOST_DEFAULTS.seekParentAfterMs) return;
+    const joiner = p.lastSeekAt === -Infinity && !p.hadParent;
+    if (!joiner && this.now - p.parentlessSince < HOST_DEFAULTS.seekParentAfterMs) return;
     p.lastSeekAt = this.now;
     this.counters.parentSeeks++;
     const slots = Math.min(PARENT_REQUEST_MAX_SLOTS, l.capacity[r] ?? 0);

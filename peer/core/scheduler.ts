@@ -35,6 +35,11 @@ export interface SchedSegment {
   pieces: number[];
   /** Neighbors that must not be asked for this piece (timed out or sent a bad copy). */
   exclude?: (neighborId: string, index: number) => boolean;
+  /**
+   * Visit the pieces from the highest index down: second requests for pieces already asked of a
+   * slow neighbor, which sends them from the lowest index up, so the two meet late.
+   */
+  descending?: boolean;
 }
 
 export interface PieceRequest {
@@ -69,7 +74,7 @@ export function schedule(segments: SchedSegment[], neighbors: SchedNeighbor[], o
     // neighbor id -> indexes assigned in this segment (ascending, since pieces are visited in order)
     const assigned = new Map<string, number[]>();
     const order: string[] = [];
-    const pieces = [...seg.pieces].sort((a, b) => a - b);
+    const pieces = [...seg.pieces].sort(seg.descending ? (a, b) => b - a : (a, b) => a - b);
     for (const index of pieces) {
       if (capacity === 0) break;
       candidates.length = 0;
@@ -103,7 +108,9 @@ export function schedule(segments: SchedSegment[], neighbors: SchedNeighbor[], o
       list.push(index);
     }
     for (const id of order) {
-      for (const [index, count] of coalesce(assigned.get(id)!)) {
+      const list = assigned.get(id)!;
+      if (seg.descending) list.reverse();
+      for (const [index, count] of coalesce(list)) {
         out.push({ neighborId: id, ref: seg.ref, index, count });
       }
     }
@@ -165,6 +172,17 @@ export class RequestTracker {
     if (!recs) return false;
     for (const r of recs.values()) if (!r.stale) return true;
     return false;
+  }
+
+  /**
+   * When the only request for this piece went out, if it has exactly one and that one is active
+   * (not stale); otherwise null. `key` is segmentKey(ref).
+   */
+  soleActiveSince(key: string, index: number): number | null {
+    const recs = this.bySegment.get(key)?.get(index);
+    if (!recs || recs.size !== 1) return null;
+    const r = recs.values().next().value as RequestRecord;
+    return r.stale ? null : r.sentAt;
   }
 
   /** No request at all (active or stale) for any piece of this segment. */

@@ -77,6 +77,15 @@ export const HOST_DEFAULTS = {
   seekParentCandidates: 2,
   /** How often the host looks whether the engine has a parent (engine.links() is not free: not every tick). */
   seekParentCheckMs: 500,
+  /**
+   * A joiner (never had a parent, never asked) asks at once, without seekParentAfterMs, as soon
+   * as it plays a rendition, looking
+   * every seekParentEagerCheckMs during its first seekParentEagerMs: the tracker's welcome sample
+   * is blind to renditions (in a two-rendition channel half of it plays the other one), and the
+   * catch-up segments a joiner loads first are due within a second or two.
+   */
+  seekParentEagerMs: 10_000,
+  seekParentEagerCheckMs: 100,
 } as const;
 
 /** Extra knobs beyond the PeerHostOptions contract (tests, tuning). */
@@ -207,6 +216,8 @@ export class PeerHost {
   private parentlessSince: number | null = null;
   private lastSeekAt = -Infinity;
   private lastSeekCheckAt = -Infinity;
+  private startedAt = 0;
+  private hadParent = false;
   private lastIncomingRoomAt = -Infinity;
   /** Last message from the tracker (any), and the pending probe (see probeTracker). */
   private trackerHeardAt = -Infinity;
@@ -294,6 +305,7 @@ export class PeerHost {
       return this.startPromise;
     }
     this.running = true;
+    this.startedAt = this.timers.now();
     this.tickTimer = this.timers.setInterval(() => this.safeTick(), this.tickMs);
     this.reportTimer = this.timers.setInterval(() => this.report(), this.reportMs);
     this.maintainTimer = this.timers.setInterval(() => this.maintain(), this.cfg.peersIntervalMs);
@@ -756,14 +768,17 @@ export class PeerHost {
   }
 
   /**
-   * No parent in the rendition we play for seekParentAfterMs: our neighbors cannot feed us (none
+   * No parent in the rendition we play for seekParentAfterMs (a joiner: at once): our neighbors cannot feed us (none
    * is fed with a slot for us), so ask the tracker, which has every peer's report, for some that
    * can. Neighbor sets are random: without this a peer may never meet a parent.
    */
   private seekParent(): void {
     if (!this.running || !this.client.isWelcomed) return;
     const now = this.timers.now();
-    if (now - this.lastSeekCheckAt < HOST_DEFAULTS.seekParentCheckMs || now - this.lastSeekAt < HOST_DEFAULTS.seekParentEveryMs) return;
+    // a joiner: it never had a parent and never asked
+    const joiner = this.lastSeekAt === -Infinity && !this.hadParent;
+    const checkEvery = joiner && now - this.startedAt < HOST_DEFAULTS.seekParentEagerMs ? HOST_DEFAULTS.seekParentEagerCheckMs : HOST_DEFAULTS.seekParentCheckMs;
+    if (now - this.lastSeekCheckAt < checkEvery || now - this.lastSeekAt < HOST_DEFAULTS.seekParentEveryMs) return;
     this.lastSeekCheckAt = now;
     let view: UploadLinksView | null;
     try {
@@ -773,11 +788,12 @@ export class PeerHost {
     }
     const r = view?.playing;
     if (!view || r === undefined || view.parents[r] !== undefined) {
+      if (r !== undefined && view?.parents[r] !== undefined) this.hadParent = true;
       this.parentlessSince = null;
       return;
     }
     this.parentlessSince ??= now;
-    if (now - this.parentlessSince < HOST_DEFAULTS.seekParentAfterMs) return;
+    if (!joiner && now - this.parentlessSince < HOST_DEFAULTS.seekParentAfterMs) return;
     this.lastSeekAt = now;
     this.counters.parentSeeks++;
     const slots = Math.max(0, Math.min(PARENT_REQUEST_MAX_SLOTS, Math.floor(view.capacity[r] ?? 0)));

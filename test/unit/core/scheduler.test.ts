@@ -27,6 +27,13 @@ describe('schedule', () => {
     expect(a.a).toBeUndefined();
   });
 
+  it('descending: the highest pieces first when capacity runs out, still one coalesced request per run', () => {
+    const reqs = schedule([{ ref, pieces: [0, 1, 2, 3, 4, 5, 6, 7], descending: true }], [nb('a', 1, 'all')], opts);
+    expect(reqs).toEqual([{ neighborId: 'a', ref, index: 5, count: 3 }]);
+    const asc = schedule([{ ref, pieces: [0, 1, 2, 3, 4, 5, 6, 7] }], [nb('a', 1, 'all')], opts);
+    expect(asc).toEqual([{ neighborId: 'a', ref, index: 0, count: 3 }]);
+  });
+
   it('only asks neighbors that have the piece, never exceeds the in-flight limit', () => {
     const reqs = schedule([{ ref, pieces: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9] }], [nb('a', 1, [0, 1, 2, 3, 4, 5]), nb('b', 0, [5, 6])], opts);
     const a = assignment(reqs);
@@ -70,6 +77,20 @@ describe('schedule', () => {
 });
 
 describe('RequestTracker', () => {
+  it('soleActiveSince: the time of a piece\'s only request while it is active, else null', () => {
+    const t = new RequestTracker();
+    const key = 'r/1';
+    expect(t.soleActiveSince(key, 0)).toBeNull();
+    t.add('a', ref, 0, 100);
+    expect(t.soleActiveSince(key, 0)).toBe(100);
+    t.add('b', ref, 0, 300);
+    expect(t.soleActiveSince(key, 0)).toBeNull(); // asked twice already
+    t.remove('b', ref, 0);
+    expect(t.soleActiveSince(key, 0)).toBe(100);
+    t.expire(2100, 2000, 8000);
+    expect(t.soleActiveSince(key, 0)).toBeNull(); // stale: re-requested the usual way
+  });
+
   it('times requests out, lets them be re-requested elsewhere and reports duplicates', () => {
     const t = new RequestTracker();
     t.add('a', ref, 0, 0);

@@ -1,6 +1,6 @@
 /**
  * PeerHost asks the tracker for parent candidates when its engine has had no parent in the
- * rendition it plays for seekParentAfterMs (peers request with parentFor), and connects to the
+ * rendition it plays for seekParentAfterMs, or at once as a joiner (peers request with parentFor), and connects to the
  * candidates named as for an assignment (the offer says `assigned`, room is made at the maximum).
  */
 import { beforeEach, describe, expect, it } from 'vitest';
@@ -32,17 +32,19 @@ const parentless = (): UploadLinksView => ({ parents: {}, children: [], depth: {
 describe('PeerHost: parent candidates from the tracker', () => {
   beforeEach(() => FakeWebSocket.reset());
 
-  it('asks once it has been without a parent for seekParentAfterMs, then at most every seekParentEveryMs', async () => {
-    const s = await setup(parentless);
+  it('a joiner asks as soon as it plays, then at most every seekParentEveryMs while without a parent', async () => {
+    let view: UploadLinksView = { parents: {}, children: [], depth: {}, capacity: {} };
+    const s = await setup(() => view);
     const seeks = () => s.ws.sentOfType('peers').filter((m) => m.parentFor !== undefined);
-    s.timers.advance(HOST_DEFAULTS.seekParentAfterMs - 100);
-    expect(seeks()).toHaveLength(0);
-    s.timers.advance(200);
+    s.timers.advance(1000);
+    expect(seeks()).toHaveLength(0); // plays nothing yet
+    view = parentless();
+    s.timers.advance(HOST_DEFAULTS.seekParentEagerCheckMs + 50);
     expect(seeks()).toHaveLength(1);
     expect(seeks()[0].parentFor).toEqual({ rendition: '360p', slots: 3 });
-    s.timers.advance(HOST_DEFAULTS.seekParentEveryMs - 100);
+    s.timers.advance(HOST_DEFAULTS.seekParentEveryMs - 200);
     expect(seeks()).toHaveLength(1);
-    s.timers.advance(200);
+    s.timers.advance(HOST_DEFAULTS.seekParentCheckMs + 100);
     expect(seeks()).toHaveLength(2);
     expect(s.host.stats().parentSeeks).toBe(2);
   });
@@ -54,7 +56,7 @@ describe('PeerHost: parent candidates from the tracker', () => {
     view = { parents: {}, children: [], depth: {}, capacity: {} };
     s.timers.advance(10_000);
     expect(s.ws.sentOfType('peers').filter((m) => m.parentFor !== undefined)).toHaveLength(0);
-    // the parent is lost: the wait starts then, not at start-up
+    // the parent is lost (no longer a joiner): the wait starts then, not at start-up
     view = parentless();
     s.timers.advance(HOST_DEFAULTS.seekParentAfterMs - 100);
     expect(s.ws.sentOfType('peers').filter((m) => m.parentFor !== undefined)).toHaveLength(0);
