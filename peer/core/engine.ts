@@ -99,13 +99,6 @@ export const ENGINE_LIMITS = {
   /** ...unless a pending load's HTTP fallback time is this close: then it repairs at once. */
   urgentMs: 750,
   /**
-   * Within urgentMs of a load's HTTP time, a piece requested from one neighbor this long ago and
-   * still missing is requested from a second one. A joiner's first neighbor gets every piece of a
-   * catch-up segment asked of it; a slow one (its own children's pushes go first) delivered a few
-   * by the HTTP time while better neighbors that opened a moment later stood idle.
-   */
-  hurryAfterMs: 200,
-  /**
    * A peer with no open neighbor fetches what no neighbor can serve over HTTP at once instead of
    * waiting for the deadline ("alone")... but not in its first joinGraceMs, before it ever had a
    * neighbor: a joiner's first connections open a few hundred ms after it asks for its catch-up
@@ -359,8 +352,6 @@ export class Engine implements EngineApi {
     duplicatePieces: 0,
     latePieces: 0,
     requestsSent: 0,
-    /** Pieces asked of a second neighbor while the first request was still active (ENGINE_LIMITS.hurryAfterMs). */
-    hurriedPieces: 0,
     requestTimeouts: 0,
     piecesPushed: 0,
     pushedReceived: 0,
@@ -679,7 +670,7 @@ export class Engine implements EngineApi {
 
   /** Extra counters for diagnostics, tests and the simulator (not part of EngineApi). */
   debugStats(): {
-    duplicatePieces: number; latePieces: number; requestsSent: number; hurriedPieces: number; requestTimeouts: number;
+    duplicatePieces: number; latePieces: number; requestsSent: number; requestTimeouts: number;
     requestsInFlight: number; storedBytes: number; storedSegments: number; neighbors: number; banned: number; pendingLoads: number;
     piecesPushed: number; pushedReceived: number; slotGrants: number; slotRevokes: number; slotRefusals: number;
     parentChanges: number; climbs: number; silentNeighbors: number; httpMarginMs: number;
@@ -689,7 +680,6 @@ export class Engine implements EngineApi {
       duplicatePieces: this.counters.duplicatePieces,
       latePieces: this.counters.latePieces,
       requestsSent: this.counters.requestsSent,
-      hurriedPieces: this.counters.hurriedPieces,
       requestTimeouts: this.counters.requestTimeouts,
       requestsInFlight: this.requests.size,
       storedBytes: s.bytes,
@@ -1853,35 +1843,29 @@ export class Engine implements EngineApi {
     seen.add(e.key);
     if (this.leftToPush(e, load)) return;
     const pieces: number[] = [];
-    // close to its HTTP time, a load hurries: a piece asked of one neighbor hurryAfterMs ago and
-    // still missing is asked of a second one (the first answer CANCELs the other)
-    const now = load ? this.clock.now() : 0;
-    const urgent = load !== undefined && load.deadline - this.marginFor(load) - now <= ENGINE_LIMITS.urgentMs;
-    let hurry: number[] | null = null;
+    // Our parent pushes this segment from the lowest index up: repair it from the top down, so
+    // that the pulls and the push fill it from both ends. Pulled from the bottom, the repair asked
+    // for the pieces the push was about to deliver and left the top of the segment to HTTP at the
+    // deadline (simulator, chandelier-300's flash crowd, engine alone: 64.7% -> 70.2% from peers).
+    const pushedToUs = this.parents.has(e.ref.rendition) && e.ref.seq >= (this.pushedFrom.get(e.ref.rendition) ?? Infinity);
     const noRequests = this.requests.noneFor(e.key);
     for (let i = 0; i < e.pieces.length; i++) {
-      if (getBit(e.bitfield, i) || load?.httpPieces.has(i)) continue;
-      if (!noRequests && this.requests.isActiveIn(e.key, i)) {
-        if (urgent) {
-          const since = this.requests.soleActiveSince(e.key, i);
-          if (since !== null && now - since >= ENGINE_LIMITS.hurryAfterMs) (hurry ??= []).push(i);
-        }
-        continue;
-      }
+      if (getBit(e.bitfield, i) || (!noRequests && this.requests.isActiveIn(e.key, i)) || load?.httpPieces.has(i)) continue;
       pieces.push(i);
     }
-    if (pieces.length === 0 && hurry === null) return;
+    if (pieces.length === 0) return;
     const ref = e.ref;
     const parent = this.parents.get(ref.rendition);
-    const exclude = (id: string, index: number): boolean => {
-      if (this.requests.has(id, ref, index)) return true;
-      const n = this.neighbors.get(id);
-      // the origin serves its children only (its upload budget)
-      if (n && n.kind === 'origin' && parent !== id) return true;
-      return !!n && n.badFor.has(pieceKey(ref, index));
-    };
-    if (pieces.length > 0) out.push({ ref, pieces, exclude });
-    if (hurry !== null) out.push({ ref, pieces: hurry, exclude, descending: true });
+    out.push({
+      ref, pieces, descending: pushedToUs,
+      exclude: (id, index) => {
+        if (this.requests.has(id, ref, index)) return true;
+        const n = this.neighbors.get(id);
+        // the origin serves its children only (its upload budget)
+        if (n && n.kind === 'origin' && parent !== id) return true;
+        return !!n && n.badFor.has(pieceKey(ref, index));
+      },
+    });
   }
 
   private runSchedule(): void {
@@ -1918,10 +1902,7 @@ export class Engine implements EngineApi {
     for (const req of schedule(wanted, open, { maxInflightPerNeighbor: this.maxInflight, random: this.random })) {
       const n = this.neighbors.get(req.neighborId);
       if (!n || n.state !== 'open') continue;
-      for (let i = req.index; i < req.index + req.count; i++) {
-        if (this.requests.isActive(req.ref, i)) this.counters.hurriedPieces++;
-        this.requests.add(n.id, req.ref, i, now);
-      }
+      for (let i = req.index; i < req.index + req.count; i++) this.requests.add(n.id, req.ref, i, now);
       this.counters.requestsSent++;
       this.send(n, { type: 'request', rendition: req.ref.rendition, seq: req.ref.seq, index: req.index, count: req.count });
     }

@@ -36,8 +36,8 @@ export interface SchedSegment {
   /** Neighbors that must not be asked for this piece (timed out or sent a bad copy). */
   exclude?: (neighborId: string, index: number) => boolean;
   /**
-   * Visit the pieces from the highest index down: second requests for pieces already asked of a
-   * slow neighbor, which sends them from the lowest index up, so the two meet late.
+   * Visit the pieces from the highest index down (when requests run out, the top ones are asked
+   * for): the repair of a segment our parent pushes from the lowest index up.
    */
   descending?: boolean;
 }
@@ -172,17 +172,6 @@ export class RequestTracker {
     if (!recs) return false;
     for (const r of recs.values()) if (!r.stale) return true;
     return false;
-  }
-
-  /**
-   * When the only request for this piece went out, if it has exactly one and that one is active
-   * (not stale); otherwise null. `key` is segmentKey(ref).
-   */
-  soleActiveSince(key: string, index: number): number | null {
-    const recs = this.bySegment.get(key)?.get(index);
-    if (!recs || recs.size !== 1) return null;
-    const r = recs.values().next().value as RequestRecord;
-    return r.stale ? null : r.sentAt;
   }
 
   /** No request at all (active or stale) for any piece of this segment. */

@@ -601,65 +601,6 @@ describe('Engine: requests, timeouts, churn, backpressure', () => {
     expect(v.debugStats().requestsInFlight).toBe(0);
   });
 
-  it('close to its HTTP time a load hurries: pieces stuck at a slow neighbor are asked of a second one, highest first', async () => {
-    const o = origin();
-    const s = seeder();
-    const x = seg(6, 8 * 1024);
-    env.net.connect(o, s);
-    publish(o, x);
-    await env.net.settle();
-    const http = new FakeHttp().add(x);
-    const v = viewer('viewer-1', { push: false, http }); // mesh pull only
-    const f = new RawPeer(env.net, 'slow-1', v); // announces, then answers nothing in time
-    f.hello();
-    f.announce(x);
-    await env.net.settle();
-    const t0 = env.clock.now();
-    // HTTP at deadline - 500 = t0 + 700: urgent (within urgentMs) from the start
-    const p = v.loadSegment(x.ref, { deadline: t0 + 1200 });
-    await env.net.settle();
-    const asked = f.of('request').reduce((n, r) => n + r.count, 0);
-    expect(asked).toBe(8);
-    env.net.connect(v, s); // a better neighbor opens a moment later
-    await env.net.settle();
-    env.clock.advance(ENGINE_LIMITS.hurryAfterMs - 10);
-    v.tick();
-    await env.net.settle();
-    expect(v.hasSegment(x.ref)).toBe(false); // not yet: the first request is still young
-    expect(v.debugStats().hurriedPieces).toBe(0);
-    env.clock.advance(20);
-    v.tick();
-    await env.net.settle();
-    const r = await p;
-    expect(equalBytes(r.data, x.data)).toBe(true);
-    expect(r.bytesBySource.peer).toBe(x.data.length);
-    expect(http.ranges).toEqual([]);
-    expect(v.debugStats().hurriedPieces).toBe(8);
-    // every piece CANCELled at the slow one once the other delivered it; nothing left in flight
-    expect(f.of('cancel').map((c) => c.index).sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
-    expect(v.debugStats().requestsInFlight).toBe(0);
-    // a load far from its HTTP time does not hurry
-    const y = seg(7, 8 * 1024);
-    publish(o, y);
-    await env.net.settle();
-    const g = new RawPeer(env.net, 'slow-2', v);
-    g.hello();
-    g.announce(y);
-    await env.net.settle();
-    const before = v.debugStats().hurriedPieces;
-    const q = v.loadSegment(y.ref, { deadline: env.clock.now() + 10_000 });
-    await env.net.settle();
-    expect(g.of('request').length).toBeGreaterThan(0); // some of it is stuck at the slow one
-    env.clock.advance(1000);
-    v.tick();
-    await env.net.settle();
-    expect(v.debugStats().hurriedPieces).toBe(before);
-    env.clock.advance(2000); // the requests time out: re-requested as before
-    v.tick();
-    await env.net.settle();
-    expect(equalBytes((await q).data, y.data)).toBe(true);
-  });
-
   it('re-issues the requests of a closed neighbor at once', async () => {
     const o = origin();
     const s = seeder();

@@ -75,6 +75,29 @@ describe('upload links: cut-through push', () => {
     expect(sumRejected(a) + sumRejected(b)).toBe(0);
   });
 
+  it('repairs a segment its parent is pushing from the top down: pulls and push work from both ends', async () => {
+    const a = viewer('viewer-a', { maxInflightPerNeighbor: 3 });
+    a.setPlaybackPosition({ rendition: R, seq: 1 });
+    const p = rawParent(a);
+    await env.net.settle();
+    p.send({ type: 'slot-grant', rendition: R, depth: 0, timestamp: 1 });
+    await env.net.settle();
+    expect(a.links().parents).toEqual({ [R]: 'parent-1' });
+    const q = new RawPeer(env.net, 'other-1', a); // has it all, answers nothing
+    q.hello('seeder');
+    await env.net.settle();
+    const x = seg(1);
+    p.send({ type: 'manifest', manifest: x.manifest.encoded });
+    p.sendPiece(x, 0);
+    p.sendPiece(x, 1); // then the push stalls
+    q.announce(x);
+    await env.net.settle();
+    expect(q.of('request')).toEqual([]); // left to the push for now
+    await run(Math.max(1500, x.manifest.durationMs) + 100, a);
+    const asked = q.of('request').flatMap((r) => Array.from({ length: r.count }, (_, k) => r.index + k)).sort((m, n) => m - n);
+    expect(asked).toEqual([5, 6, 7]); // the top of the segment; the push goes on from piece 2
+  });
+
   it('announces a new segment to non-children at once and coalesces progress into one HAVE per tick', async () => {
     const a = viewer('viewer-a');
     a.setPlaybackPosition({ rendition: R, seq: 1 });

@@ -77,20 +77,6 @@ describe('schedule', () => {
 });
 
 describe('RequestTracker', () => {
-  it('soleActiveSince: the time of a piece\'s only request while it is active, else null', () => {
-    const t = new RequestTracker();
-    const key = 'r/1';
-    expect(t.soleActiveSince(key, 0)).toBeNull();
-    t.add('a', ref, 0, 100);
-    expect(t.soleActiveSince(key, 0)).toBe(100);
-    t.add('b', ref, 0, 300);
-    expect(t.soleActiveSince(key, 0)).toBeNull(); // asked twice already
-    t.remove('b', ref, 0);
-    expect(t.soleActiveSince(key, 0)).toBe(100);
-    t.expire(2100, 2000, 8000);
-    expect(t.soleActiveSince(key, 0)).toBeNull(); // stale: re-requested the usual way
-  });
-
   it('times requests out, lets them be re-requested elsewhere and reports duplicates', () => {
     const t = new RequestTracker();
     t.add('a', ref, 0, 0);
