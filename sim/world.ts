@@ -517,7 +517,7 @@ export class World {
     this.upSamples.push(p.uploadKbps);
     if (this.owSamples.length < 2000) this.owSamples.push(this.net.oneWay(node, this.origin.node));
     if (p2p) this.trackerJoin(p);
-    if (p2p && this.sc.host.seekParents && this.variant !== 'mesh-pull') {
+    if (p2p && this.sc.host.seekParents && this.variant === 'starling') {
       const until = this.now + HOST_DEFAULTS.seekParentEagerMs;
       this.q.at(this.now + HOST_DEFAULTS.seekParentEagerCheckMs, () => this.seekEagerly(p, until));
     }
@@ -896,7 +896,8 @@ export class World {
       return;
     }
     p.parentlessSince ??= this.now;
-    const joiner = p.lastSeekAt === -Infinity && !p.hadParent;
+    // PeerHost: not a joiner that asks at once when the tracker's optimizer places peers (welcome.optimizer)
+    const joiner = p.lastSeekAt === -Infinity && !p.hadParent && this.variant !== 'chandelier';
     if (!joiner && this.now - p.parentlessSince < HOST_DEFAULTS.seekParentAfterMs) return;
     p.lastSeekAt = this.now;
     this.counters.parentSeeks++;

@@ -43,6 +43,8 @@ export interface TrackerContext {
   election: OptimizerElection;
   /** Whether this tracker runs the optimizer of `channel` now (election.isLeader). */
   optimizerLeader(channel: string): boolean;
+  /** The optimizer is enabled here (told to peers in the welcome: joiners wait for its plan). */
+  optimizerEnabled: boolean;
   metrics: TrackerMetrics;
   ice: IceConfig;
   publishKey?: string;

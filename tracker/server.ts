@@ -145,6 +145,7 @@ export async function buildTracker(opts: TrackerOptions = {}): Promise<FastifyIn
     store,
     election,
     optimizerLeader: (channel) => election.isLeader(channel),
+    optimizerEnabled: opts.optimizer?.enabled ?? true,
     metrics,
     ice: { publicHost: opts.publicHost, stunPort: opts.stunPort, turn: opts.turn, extra: opts.extraIceServers },
     publishKey: opts.publishKey,

@@ -135,6 +135,11 @@ export interface WelcomeMessage {
   peers: PeerInfo[];
   /** Proof of ownership of peerId for a later re-join (JoinMessage.resumeToken). */
   resumeToken?: string;
+  /**
+   * True when this tracker runs the optimizer (Chandelier places peers): a joiner then waits for
+   * its plan instead of asking for parent candidates at once (PeerHost.seekParent).
+   */
+  optimizer?: boolean;
 }
 export interface PeersMessage {
   type: 'peers';

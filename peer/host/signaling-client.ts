@@ -149,7 +149,8 @@ export function parseTrackerMessage(raw: unknown): TrackerMessage | null {
       const peers = validPeers(m.peers ?? []);
       if (!peers) return null;
       const resumeToken = typeof m.resumeToken === 'string' && m.resumeToken.length <= 128 ? m.resumeToken : undefined;
-      return { type: 'welcome', peerId: m.peerId, iceServers, peers, ...(resumeToken ? { resumeToken } : {}) };
+      if (m.optimizer !== undefined && typeof m.optimizer !== 'boolean') return null;
+      return { type: 'welcome', peerId: m.peerId, iceServers, peers, ...(resumeToken ? { resumeToken } : {}), ...(m.optimizer ? { optimizer: true } : {}) };
     }
     case 'peers': {
       const peers = validPeers(m.peers);

@@ -233,7 +233,10 @@ export class Session implements PeerConn {
     this.ctx.stats.peerJoined(msg.channel, peerId, msg.kind);
     const peers = registry.sample(msg.channel, { exclude: peerId, max: limits.welcomePeers, maxInfra: limits.maxInfraPerSample, random });
     const resumeToken = resumeTokenFor(this.ctx.resumeSecret, msg.channel, peerId);
-    this.send({ type: 'welcome', peerId, iceServers: iceServersFor(this.ctx.ice, this.host, peerId, now), peers, resumeToken });
+    this.send({
+      type: 'welcome', peerId, iceServers: iceServersFor(this.ctx.ice, this.host, peerId, now), peers, resumeToken,
+      ...(this.ctx.optimizerEnabled ? { optimizer: true } : {}),
+    });
     this.log.info({ peerId, kind: msg.kind, channel: msg.channel, assigned: peerId !== msg.peerId }, 'peer joined');
   }
 

@@ -10,7 +10,7 @@ import { FakeEngine, FakeTimers, FakeTransport, FakeWebSocket, withLinks } from 
 
 const ME = 'mmmm-0000';
 
-async function setup(view: () => UploadLinksView) {
+async function setup(view: () => UploadLinksView, welcome: { optimizer?: boolean } = {}) {
   const timers = new FakeTimers();
   const transport = new FakeTransport();
   const engine = new FakeEngine(ME);
@@ -21,7 +21,7 @@ async function setup(view: () => UploadLinksView) {
   const p = host.start();
   const ws = FakeWebSocket.last;
   ws.open();
-  ws.receive({ type: 'welcome', peerId: ME, iceServers: [], peers: [{ peerId: 'aaaa-0001', kind: 'browser' }] });
+  ws.receive({ type: 'welcome', peerId: ME, iceServers: [], peers: [{ peerId: 'aaaa-0001', kind: 'browser' }], ...welcome });
   await p;
   for (const c of transport.live()) c.open();
   return { timers, transport, host, ws, engine };
@@ -47,6 +47,15 @@ describe('PeerHost: parent candidates from the tracker', () => {
     s.timers.advance(HOST_DEFAULTS.seekParentCheckMs + 100);
     expect(seeks()).toHaveLength(2);
     expect(s.host.stats().parentSeeks).toBe(2);
+  });
+
+  it('a joiner waits for the optimizer\'s plan when the tracker says it places peers', async () => {
+    const s = await setup(parentless, { optimizer: true });
+    const seeks = () => s.ws.sentOfType('peers').filter((m) => m.parentFor !== undefined);
+    s.timers.advance(HOST_DEFAULTS.seekParentAfterMs - 100);
+    expect(seeks()).toHaveLength(0);
+    s.timers.advance(HOST_DEFAULTS.seekParentCheckMs + 100);
+    expect(seeks()).toHaveLength(1); // no plan came: asks like any parentless peer
   });
 
   it('does not ask while it has a parent, nor before the engine plays anything', async () => {

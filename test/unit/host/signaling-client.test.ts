@@ -29,6 +29,8 @@ describe('parseTrackerMessage', () => {
   it('accepts well-formed messages', () => {
     expect(parseTrackerMessage(JSON.stringify(welcome()))).toEqual(welcome());
     expect(parseTrackerMessage('{"type":"peers","peers":[]}')).toEqual({ type: 'peers', peers: [] });
+    expect(parseTrackerMessage(JSON.stringify({ ...welcome(), optimizer: true }))).toEqual({ ...welcome(), optimizer: true });
+    expect(parseTrackerMessage(JSON.stringify({ ...welcome(), optimizer: false }))).toEqual(welcome());
     const sig = { type: 'signal', from: 'abcdefgh', fromKind: 'browser', data: { candidate: null } };
     expect(parseTrackerMessage(JSON.stringify(sig))).toEqual(sig);
     expect(parseTrackerMessage(new TextEncoder().encode('{"type":"error","reason":"x"}'))).toEqual({ type: 'error', reason: 'x' });
@@ -43,6 +45,7 @@ describe('parseTrackerMessage', () => {
       '{"type":"welcome","peerId":"bad id!","iceServers":[],"peers":[]}',
       '{"type":"welcome","peerId":"abcdefgh","iceServers":[{"urls":"http://x"}],"peers":[]}',
       '{"type":"welcome","peerId":"abcdefgh","iceServers":[],"peers":[{"peerId":"x","kind":"alien"}]}',
+      '{"type":"welcome","peerId":"abcdefgh","iceServers":[],"peers":[],"optimizer":"yes"}',
       '{"type":"peers","peers":{}}',
       '{"type":"signal","from":"abcdefgh","fromKind":"browser","data":{"sdp":{"type":"pranswer","sdp":""}}}',
       '{"type":"signal","from":"abcdefgh","fromKind":"browser","data":{"candidate":{"candidate":5}}}',

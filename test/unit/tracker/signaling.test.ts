@@ -68,6 +68,16 @@ describe('tracker signaling over WebSocket', () => {
     expect(metricValue(metrics, 'starling_tracker_connections_total')).toBe(5);
   });
 
+  it('says in the welcome whether its optimizer places peers', async () => {
+    await setup();
+    const a = await client();
+    expect((await a.join('demo', 'browser')).optimizer).toBe(true); // enabled by default
+    await tracker!.app.close();
+    await setup({ optimizer: { enabled: false } });
+    const b = await client();
+    expect(await b.join('demo', 'browser')).not.toHaveProperty('optimizer');
+  });
+
   it('caps welcomes at 10 peers with at most 2 origin/seeders', async () => {
     await setup();
     for (let i = 0; i < 4; i++) await (await client()).join('big', i === 0 ? 'origin' : 'seeder');
