@@ -19,6 +19,7 @@
  */
 import { capacityClass } from '../peer/core/slots.js';
 import type { PeerKind, Random } from '../peer/core/types.js';
+import { MAX_PARENT_CANDIDATES } from '../peer/core/signaling.js';
 
 /** What the candidate choice reads of a channel member (OverlayPeer has all of it). */
 export interface ParentView {
@@ -50,8 +51,8 @@ export interface RenditionCandidates {
 }
 
 export const PARENT_CANDIDATE_LIMITS = {
-  /** Candidates returned at most per request. */
-  maxReturned: 4,
+  /** Candidates returned at most per request (what a peer accepts in a `peers` answer). */
+  maxReturned: MAX_PARENT_CANDIDATES,
   /** The pick is random among this many of the best (per candidate returned). */
   spreadPerPick: 3,
   /** Ancestors walked to keep a requester's descendants out (trees are shallower than this). */

@@ -71,7 +71,7 @@ export function schedule(segments: SchedSegment[], neighbors: SchedNeighbor[], o
   for (const n of neighbors) rate.set(n.id, n.throughput !== undefined && n.throughput > 0 ? n.throughput : avg);
   const candidates: SchedNeighbor[] = [];
   for (const seg of segments) {
-    // neighbor id -> indexes assigned in this segment (ascending, since pieces are visited in order)
+    // neighbor id -> indexes assigned in this segment, in visiting order (reversed to ascending below when descending)
     const assigned = new Map<string, number[]>();
     const order: string[] = [];
     const pieces = [...seg.pieces].sort(seg.descending ? (a, b) => b - a : (a, b) => a - b);

@@ -773,9 +773,10 @@ export class PeerHost {
   }
 
   /**
-   * No parent in the rendition we play for seekParentAfterMs (a joiner: at once): our neighbors cannot feed us (none
-   * is fed with a slot for us), so ask the tracker, which has every peer's report, for some that
-   * can. Neighbor sets are random: without this a peer may never meet a parent.
+   * No parent in the rendition we play for seekParentAfterMs (a joiner: at once): our neighbors
+   * cannot feed us (none is fed with a slot for us), so ask the tracker, which has every peer's
+   * report, for some that can. Neighbor sets are random: without this a peer may never meet a
+   * parent.
    */
   private seekParent(): void {
     if (!this.running || !this.client.isWelcomed) return;
