@@ -71,6 +71,12 @@ export interface Scenario {
     /** TURN relay available for pairs that cannot connect directly. */
     turn: boolean;
     turnRegion: string;
+    /**
+     * A connection's setup time beyond its round trips (ms): the WebRTC stack's own work (ICE
+     * gathering, DTLS handshake, SCTP). werift on loopback opens a first neighbor 170-290 ms after
+     * joining (bench/swarm.ts, "first neighbor"), where round trips alone give ~15 ms.
+     */
+    connectSetupMs: number;
   };
   /** maxChildrenPerRendition: the origin root peer's upload budget per rendition (0: the engine's default). */
   origin: { region: string; uploadKbps: number; maxNeighbors: number; maxChildrenPerRendition: number };
@@ -136,7 +142,7 @@ export const DEFAULT_SCENARIO: Scenario = {
     crossIspMs: 8,
     accessMs: [2, 15],
   },
-  network: { loss: 0.002, turn: true, turnRegion: 'eu' },
+  network: { loss: 0.002, turn: true, turnRegion: 'eu', connectSetupMs: 0 },
   origin: { region: 'eu', uploadKbps: 20_000, maxNeighbors: 4, maxChildrenPerRendition: 0 },
   http: { region: 'eu', uploadKbps: 10_000_000 },
   tracker: { region: 'eu', outages: [], natAware: true },
@@ -175,6 +181,7 @@ export function parseScenario(json: unknown): Scenario {
   pos(s.byteScale, 'byteScale');
   pos(s.tickMs, 'tickMs');
   pos(s.stream.segmentS, 'stream.segmentS');
+  if (!(Number.isFinite(s.network.connectSetupMs) && s.network.connectSetupMs >= 0)) throw new Error('scenario: network.connectSetupMs must be >= 0');
   if (!Number.isInteger(s.population.viewers) || s.population.viewers < 0) throw new Error('scenario: population.viewers');
   if (s.stream.renditions.length === 0) throw new Error('scenario: no renditions');
   const nr = s.geography.regions.length;

@@ -1006,8 +1006,8 @@ export class World {
       });
       if (!direct && !relay) { failA(started + CONNECT_TIMEOUT_MS); failB(started + CONNECT_TIMEOUT_MS); return; }
       const ow = relay ? this.net.oneWay(a.node, relay) + this.net.oneWay(relay, b.node) : this.net.oneWay(a.node, b.node);
-      // answer back to a, then ICE check + DTLS + SCTP: about 3 round trips on the path
-      this.q.at(this.now + back + 6 * ow, () => {
+      // answer back to a, then ICE check + DTLS + SCTP: about 3 round trips on the path, plus the stack's own setup time
+      this.q.at(this.now + back + 6 * ow + this.sc.network.connectSetupMs, () => {
         const ok = a.alive && b.alive && a.conns.get(bId) === 'out' && b.conns.get(a.id) === 'in'
           && (relay ? a.node.side === 0 && b.node.side === 0 : a.node.side === b.node.side);
         if (!ok) { failA(this.now); failB(this.now); return; }

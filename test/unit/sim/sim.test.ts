@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runScenario, type RunOutput } from '../../../sim/run.js';
 import { parseScenario } from '../../../sim/scenario.js';
+import { World } from '../../../sim/world.js';
 
 const tiny = {
   name: 'tiny',
@@ -55,6 +56,31 @@ describe('simulator', () => {
     for (const v of out.report.variants) expect(v.viewersStarted).toBe(3);
   }, 30_000);
 
+  it('network.connectSetupMs: a connection opens that much later than its round trips allow', async () => {
+    const firstNeighborMs = async (connectSetupMs: number): Promise<number[]> => {
+      const sc = parseScenario({ ...tiny, durationS: 8, network: { connectSetupMs } });
+      // internals on purpose: each viewer's first open neighbor, from its engine's event
+      const w = new World(sc, 'starling', () => {}) as unknown as { peers: { push(p: unknown): number }; now: number; run(): Promise<unknown> };
+      const out: number[] = [];
+      const push = w.peers.push.bind(w.peers);
+      w.peers.push = (p: any) => {
+        const off = p.engine.on('neighbor-open', () => { out.push(w.now - p.joinT); off(); });
+        return push(p);
+      };
+      await w.run();
+      return out;
+    };
+    const fast = await firstNeighborMs(0);
+    const slow = await firstNeighborMs(400);
+    expect(fast.length).toBeGreaterThan(0);
+    expect(slow.length).toBeGreaterThan(0);
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+    expect(Math.min(...slow)).toBeGreaterThanOrEqual(400);
+    expect(median(slow) - median(fast)).toBeGreaterThan(300);
+    expect(median(slow) - median(fast)).toBeLessThan(500);
+    expect(() => parseScenario({ ...tiny, network: { connectSetupMs: -1 } })).toThrow(/connectSetupMs/);
+  });
+
   it('rejects unknown scenario fields and accepts every shipped scenario', () => {
     expect(() => parseScenario({ ...tiny, bogus: 1 })).toThrow(/unknown field bogus/);
     expect(() => parseScenario({ ...tiny, origin: { region: 'mars' } })).toThrow(/unknown region/);
@@ -64,7 +90,7 @@ describe('simulator', () => {
     expect(() => parseScenario({ ...tiny, optimizer: { minGain: -0.1 } })).toThrow(/minGain/);
     expect(() => parseScenario({ ...tiny, optimizer: { maxSwitches: 2.5 } })).toThrow(/maxSwitches/);
     expect(parseScenario({ ...tiny, optimizer: { maxSwitches: 20 } }).optimizer.maxSwitches).toBe(20);
-    for (const f of ['small', 'flash-crowd', 'churn-outage-partition', 'calibration-10', 'bench-50', 'scale-1k', 'scale-10k', 'scale-10k-16s', 'scale-100k']) {
+    for (const f of ['small', 'flash-crowd', 'churn-outage-partition', 'calibration-10', 'bench-50', 'bench-50-3min', 'scale-1k', 'scale-10k', 'scale-10k-16s', 'scale-100k']) {
       const raw = JSON.parse(readFileSync(join(import.meta.dirname, '../../../sim/scenarios', `${f}.json`), 'utf8'));
       expect(() => parseScenario(raw), f).not.toThrow();
     }
