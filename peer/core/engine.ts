@@ -1783,13 +1783,18 @@ export class Engine implements EngineApi {
    * of the segment less than a push time ago, and no pending load of it is close to its HTTP time.
    */
   private leftToPush(e: SegmentEntry, load: PendingLoad | undefined): boolean {
-    if (!this.parents.has(e.ref.rendition) || e.ref.seq === INIT_SEQ) return false;
-    if (e.ref.seq < (this.pushedFrom.get(e.ref.rendition) ?? Infinity)) return false; // older than the link
+    if (!this.parentPushes(e.ref)) return false;
     const at = this.manifestAt.get(e.key);
     if (at === undefined) return false;
     const now = this.clock.now();
     if (now - at >= Math.max(ENGINE_LIMITS.pushWaitMs, e.manifest.durationMs)) return false;
     return !(load && load.deadline - this.marginFor(load) - now <= ENGINE_LIMITS.urgentMs);
+  }
+
+  /** Our parent in this rendition pushes this segment: a media segment not older than the link. */
+  private parentPushes(ref: SegmentRef): boolean {
+    if (!this.parents.has(ref.rendition) || ref.seq === INIT_SEQ) return false;
+    return ref.seq >= (this.pushedFrom.get(ref.rendition) ?? Infinity);
   }
 
   /** The HTTP safety margin of a load: its own, or more if HTTP has been measured slower. */
@@ -1847,7 +1852,7 @@ export class Engine implements EngineApi {
     // that the pulls and the push fill it from both ends. Pulled from the bottom, the repair asked
     // for the pieces the push was about to deliver and left the top of the segment to HTTP at the
     // deadline (simulator, chandelier-300's flash crowd, engine alone: 64.7% -> 70.2% from peers).
-    const pushedToUs = this.parents.has(e.ref.rendition) && e.ref.seq >= (this.pushedFrom.get(e.ref.rendition) ?? Infinity);
+    const pushedToUs = this.parentPushes(e.ref);
     const noRequests = this.requests.noneFor(e.key);
     for (let i = 0; i < e.pieces.length; i++) {
       if (getBit(e.bitfield, i) || (!noRequests && this.requests.isActiveIn(e.key, i)) || load?.httpPieces.has(i)) continue;
