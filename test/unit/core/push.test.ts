@@ -104,6 +104,7 @@ describe('upload links: cut-through push', () => {
     const p = rawParent(a);
     const q = new RawPeer(env.net, 'watcher-1', a); // a neighbor that is not a child
     q.hello('browser');
+    q.announce(seg(0)); // it watches R
     await env.net.settle();
     p.send({ type: 'slot-grant', rendition: R, depth: 0, timestamp: 1 });
     const x = seg(1);
@@ -127,6 +128,42 @@ describe('upload links: cut-through push', () => {
     a.tick();
     await env.net.settle();
     expect(q.of('have').filter((h) => h.seq === 1).length).toBe(2); // nothing new, nothing sent
+  });
+
+  it('tells a neighbor nothing it already holds, and one in another rendition of completed segments only', async () => {
+    const a = viewer('viewer-a');
+    a.setPlaybackPosition({ rendition: R, seq: 1 });
+    const p = rawParent(a);
+    const ahead = new RawPeer(env.net, 'ahead-1', a); // in R, further along than a
+    ahead.hello('browser');
+    const other = new RawPeer(env.net, 'other-1', a); // plays R2 only
+    other.hello('browser');
+    const x = seg(1);
+    const y = seg(1, R2);
+    ahead.announce(x);
+    other.announce(y);
+    await env.net.settle();
+    p.send({ type: 'slot-grant', rendition: R, depth: 0, timestamp: 1 });
+    p.send({ type: 'manifest', manifest: x.manifest.encoded });
+    p.sendPiece(x, 0);
+    p.sendPiece(x, 1);
+    await env.net.settle();
+    a.tick();
+    p.sendPiece(x, 2);
+    await env.net.settle();
+    a.tick();
+    await env.net.settle();
+    expect(ahead.of('have').filter((h) => h.rendition === R)).toEqual([]);
+    expect(other.of('have').filter((h) => h.rendition === R)).toEqual([]); // no progress
+    for (let i = 3; i < 8; i++) p.sendPiece(x, i);
+    await env.net.settle();
+    a.tick();
+    await env.net.settle();
+    expect(ahead.of('have').filter((h) => h.rendition === R)).toEqual([]);
+    const done = other.of('have').filter((h) => h.rendition === R);
+    expect(done.length).toBe(1); // the completed segment, enough to fetch it after a switch
+    expect(Array.from({ length: 8 }, (_, i) => getBit(done[0].bitfield, i))).toEqual(Array(8).fill(true));
+    expect(a.hasSegment(x.ref)).toBe(true);
   });
 });
 
