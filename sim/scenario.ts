@@ -4,6 +4,7 @@
  */
 import type { NatType } from './net.js';
 import { DEFAULT_WEIGHTS, type Weights } from '../tracker/chandelier/index.js';
+import { DEFAULT_MAX_WAIT_SEGMENTS, DEFAULT_SAFETY_MS } from '../player/src/p2p-loader.js';
 
 /**
  * starling: the engine alone (push trees it builds itself + mesh repair + HTTP at the deadline);
@@ -93,7 +94,7 @@ export interface Scenario {
     liveSyncSegments: number; httpMarginMs: number; safetyMs: number; maxBufferS: number; retryMs: number;
     /** Live playlist reload period (hls.js: the target duration); 0 = one segment duration. */
     playlistRefreshMs: number;
-    /** Longest wait for peers before a segment's deadline, in segments (computeDeadline maxWaitMs; the loader's default is 2). */
+    /** Longest wait for peers before a segment's deadline, in segments (computeDeadline maxWaitMs; default the loader's). */
     maxWaitSegments: number;
   };
   variants: Variant[];
@@ -149,7 +150,7 @@ export const DEFAULT_SCENARIO: Scenario = {
   partitions: [],
   engine: {},
   host: { targetNeighbors: 6, maintainMs: 5000, maxPendingIncoming: 8, seekParents: true },
-  player: { liveSyncSegments: 3, httpMarginMs: 500, safetyMs: 1000, maxBufferS: 30, retryMs: 1000, playlistRefreshMs: 0, maxWaitSegments: 2 },
+  player: { liveSyncSegments: 3, httpMarginMs: 500, safetyMs: DEFAULT_SAFETY_MS, maxBufferS: 30, retryMs: 1000, playlistRefreshMs: 0, maxWaitSegments: DEFAULT_MAX_WAIT_SEGMENTS },
   variants: ['starling', 'mesh-pull', 'http-only'],
   metrics: { sampleS: 5, trackEverySegments: 1, horizonS: 20 },
   optimizer: { periodMs: 2000, maxPasses: 20, relays: false, weights: {}, minGain: null, maxSwitches: null },

@@ -64,22 +64,27 @@ export interface DeadlinePolicy {
    */
   safetyMs?: number;
   /**
-   * Upper bound of now→deadline (ms). Default: two segment durations. The origin publishes a
+   * Upper bound of now→deadline (ms). Default: three segment durations. The origin publishes a
    * live segment whole, and an upload link carries it at about its bitrate (slots are sized at
    * 1.15x), so the overlay needs most of a segment duration to hand it down the tree; with only
    * one segment to wait, the tail of nearly every segment went to HTTP (simulator, 300 viewers:
-   * 45% from peers with one segment, 56% with two). The buffer bound (bufferAhead - safety)
-   * still applies, so waiting never eats the playback margin; beyond two segments a slow swarm
-   * would hold hls.js's sequential fragment loading back (VoD, catching up), so we prefer HTTP.
+   * 45% from peers with one segment, 56% with two). Near the origin a fast peer feeds up to
+   * three children, and each of them gets the whole segment 1-1.5 s after it: the tails of the
+   * deepest chains arrived 3-4.5 s after the segment was published (simulator, chandelier-300),
+   * just past a two-segment wait. Three segments leave a viewer playing three segments behind
+   * live (hls.js's default) bound by its buffer instead: waiting never eats the playback margin
+   * (bufferAhead - safety), and with sequential fragment loading the buffer settles where a
+   * fragment's wait is one segment duration, with either cap.
    */
   maxWaitMs?: number;
 }
 
 export const DEFAULT_SAFETY_MS = 1000;
+export const DEFAULT_MAX_WAIT_SEGMENTS = 3;
 
 /**
  * The engine deadline (clock ms) for a segment requested at `now`:
- *   now + clamp(bufferAhead - safety, 0, maxWait)   with maxWait = two segments by default.
+ *   now + clamp(bufferAhead - safety, 0, maxWait)   with maxWait = three segments by default.
  * When the buffer is empty (startup, after a stall, after a seek) the deadline is `now`: every
  * piece the engine does not hold already is fetched over HTTP at once.
  */
@@ -90,7 +95,7 @@ export function computeDeadline(
   policy: DeadlinePolicy = {},
 ): number {
   const safety = policy.safetyMs ?? DEFAULT_SAFETY_MS;
-  const maxWait = Math.max(0, policy.maxWaitMs ?? 2 * segmentDurationSeconds * 1000);
+  const maxWait = Math.max(0, policy.maxWaitMs ?? DEFAULT_MAX_WAIT_SEGMENTS * segmentDurationSeconds * 1000);
   const ahead = Number.isFinite(bufferAheadSeconds) ? bufferAheadSeconds * 1000 : 0;
   const wait = Math.min(Math.max(0, ahead - safety), maxWait);
   return now + (Number.isFinite(wait) ? wait : 0);

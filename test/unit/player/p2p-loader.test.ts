@@ -33,9 +33,10 @@ describe('computeDeadline', () => {
     expect(computeDeadline(5000, 0.8, 2)).toBe(5000); // below the safety margin
     expect(computeDeadline(5000, NaN, 2)).toBe(5000);
   });
-  it('leaves the buffer minus the safety margin, capped at two segments', () => {
+  it('leaves the buffer minus the safety margin, capped at three segments', () => {
     expect(computeDeadline(5000, 2.5, 2)).toBe(6500);
-    expect(computeDeadline(5000, 8, 2)).toBe(9000);
+    expect(computeDeadline(5000, 6, 2)).toBe(10000); // hls.js's live start: three segments of buffer
+    expect(computeDeadline(5000, 8, 2)).toBe(11000);
     expect(computeDeadline(5000, Infinity, 2)).toBe(5000); // nonsense in, no waiting out
     expect(computeDeadline(5000, 8, 2, { safetyMs: 500, maxWaitMs: 4000 })).toBe(9000);
     expect(computeDeadline(5000, 3, 2, { safetyMs: 500, maxWaitMs: 4000 })).toBe(7500);
