@@ -80,7 +80,7 @@ export const ENGINE_LIMITS = {
   maxRejectedFrames: 50,
   /** Piece requests queued per neighbor; extras are dropped and counted. */
   maxQueuedRequests: 256,
-  /** Renditions remembered per neighbor as announced by it (coalesced HAVEs go to those only). */
+  /** Renditions remembered per neighbor, announced by it (haveRenditions) and to it (toldRenditions). */
   maxRenditions: 16,
   /** HAVE entries remembered per neighbor. */
   maxHaveEntries: 1024,

@@ -70,7 +70,7 @@ export interface DeadlinePolicy {
    * one segment to wait, the tail of nearly every segment went to HTTP (simulator, 300 viewers:
    * 45% from peers with one segment, 56% with two). Near the origin a fast peer feeds up to
    * three children, and each of them gets the whole segment 1-1.5 s after it: the tails of the
-   * deepest chains arrived 3-4.5 s after the segment was published (simulator, chandelier-300),
+   * deepest chains arrived 2.5-4.5 s after the segment was published (simulator, chandelier-300),
    * just past a two-segment wait. Three segments leave a viewer playing three segments behind
    * live (hls.js's default) bound by its buffer instead: waiting never eats the playback margin
    * (bufferAhead - safety), and with sequential fragment loading the buffer settles where a
