@@ -1143,13 +1143,14 @@ export class Engine implements EngineApi {
     const complete = entry.held === entry.pieces.length;
     const now = entry.held === 1 || complete;
     for (const n of this.neighbors.values()) {
-      if (n.state !== 'open' || pushedTo.has(n.id) || this.holdsAllWeHave(n, entry)) continue;
+      if (n.state !== 'open' || pushedTo.has(n.id)) continue;
       // Neighbors that hold no piece of this rendition (they play another) learn of completed
       // segments only, enough to fetch one if they switch (progress to them was 41% of all
       // HAVEs in the simulated two-rendition swarm bench, bench-50-3min).
       if (!complete && !n.haveRenditions.has(ref.rendition)) continue;
-      if (now) this.announceTo(n, entry);
-      else n.haveDue.set(entry.key, entry);
+      // coalesced progress is checked against what the neighbor holds once, at the flush
+      if (!now) n.haveDue.set(entry.key, entry);
+      else if (!this.holdsAllWeHave(n, entry)) this.announceTo(n, entry);
     }
     if (pushedTo.size > 0) this.pumpAll();
   }
