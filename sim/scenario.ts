@@ -4,6 +4,7 @@
  */
 import type { NatType } from './net.js';
 import { DEFAULT_WEIGHTS, type Weights } from '../tracker/chandelier/index.js';
+import { DEFAULT_ROUND_PERIOD_MS } from '../tracker/optimizer/loop.js';
 import { DEFAULT_MAX_WAIT_SEGMENTS, DEFAULT_SAFETY_MS } from '../player/src/p2p-loader.js';
 
 /**
@@ -109,6 +110,11 @@ export interface Scenario {
     weights: Partial<Weights>; minGain: number | null;
     /** Churn budget: DGS switches per rendition and round (OptimizeOptions.maxSwitches); null = none. */
     maxSwitches: number | null;
+    /**
+     * Rounds on churn as the tracker runs them (tracker/optimizer/loop.ts CHURN_ROUND_*): a join or
+     * leave brings a round forward, at most one extra per second. false: periodic rounds only.
+     */
+    churnRounds: boolean;
   };
 }
 
@@ -153,7 +159,7 @@ export const DEFAULT_SCENARIO: Scenario = {
   player: { liveSyncSegments: 3, httpMarginMs: 500, safetyMs: DEFAULT_SAFETY_MS, maxBufferS: 30, retryMs: 1000, playlistRefreshMs: 0, maxWaitSegments: DEFAULT_MAX_WAIT_SEGMENTS },
   variants: ['starling', 'mesh-pull', 'http-only'],
   metrics: { sampleS: 5, trackEverySegments: 1, horizonS: 20 },
-  optimizer: { periodMs: 2000, maxPasses: 20, relays: false, weights: {}, minGain: null, maxSwitches: null },
+  optimizer: { periodMs: DEFAULT_ROUND_PERIOD_MS, maxPasses: 20, relays: false, weights: {}, minGain: null, maxSwitches: null, churnRounds: true },
 };
 
 function isObj(v: unknown): v is Record<string, unknown> {
@@ -197,6 +203,7 @@ export function parseScenario(json: unknown): Scenario {
     if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new Error(`scenario: optimizer.weights.${k} must be a number >= 0`);
   }
   if (s.optimizer.maxSwitches !== null && !(Number.isInteger(s.optimizer.maxSwitches) && s.optimizer.maxSwitches >= 0)) throw new Error('scenario: optimizer.maxSwitches must be an integer >= 0');
+  if (typeof s.optimizer.churnRounds !== 'boolean') throw new Error('scenario: optimizer.churnRounds must be a boolean');
   if (s.optimizer.minGain !== null && !(Number.isFinite(s.optimizer.minGain) && s.optimizer.minGain >= 0)) throw new Error('scenario: optimizer.minGain must be >= 0');
   return s;
 }

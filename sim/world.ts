@@ -24,6 +24,7 @@ import { simCrypto, simSign } from './crypto.js';
 import { canConnectDirect, Network, SimNode, type NodeSpec, type Place, type SimLink } from './net.js';
 import { EventQueue } from './queue.js';
 import { SimOptimizer, type OptimizerPeerView, type RoundFigures } from './optimizer.js';
+import { CHURN_ROUND_DELAY_MS, CHURN_ROUND_GAP_MS } from '../tracker/optimizer/loop.js';
 import { mixSeed, Rng } from './rng.js';
 import type { Scenario, Variant } from './scenario.js';
 
@@ -235,6 +236,9 @@ export class World {
   private readonly owSamples: number[] = [];
 
   private optimizer: SimOptimizer | null = null;
+  /** Churn rounds (noteChurn): one is scheduled; when the last one ran. */
+  private churnRoundDue = false;
+  private lastChurnRoundAt = -Infinity;
   private parentIdx: { at: number; index: Map<string, RenditionCandidates> } | null = null;
   private readonly optRounds: RoundFigures[] = [];
   private relayRequests = 0;
@@ -535,10 +539,10 @@ export class World {
     if (abrupt) {
       this.net.kill(p.node, detect);
       const rec = p.trackerRec;
-      if (rec) this.q.at(this.now + detect, () => this.registry.remove(rec));
+      if (rec) this.q.at(this.now + detect, () => this.trackerRemove(rec));
     } else {
       p.engine.close();
-      if (p.trackerRec) this.registry.remove(p.trackerRec);
+      if (p.trackerRec) this.trackerRemove(p.trackerRec);
     }
     p.trackerRec = null;
     this.q.at(this.now + detect + 1000, () => { if (this.byId.get(p.id) === p) this.byId.delete(p.id); });
@@ -710,6 +714,27 @@ export class World {
    * then each changed parent sent to its child one tracker hop later. A tracker outage skips
    * rounds: peers keep their links and local repair goes on.
    */
+  /**
+   * A join or leave reached the tracker: with churn rounds on, a round CHURN_ROUND_DELAY_MS later,
+   * at most one such round every CHURN_ROUND_GAP_MS (tracker/plugins/optimizer.ts noteChurn).
+   */
+  /** The tracker sees a peer go (its WebSocket closed, or it said goodbye). */
+  private trackerRemove(rec: NonNullable<SimPeer['trackerRec']>): void {
+    this.registry.remove(rec);
+    this.noteChurn();
+  }
+
+  private noteChurn(): void {
+    if (!this.optimizer || !this.sc.optimizer.churnRounds || this.churnRoundDue) return;
+    this.churnRoundDue = true;
+    const at = Math.max(this.now + CHURN_ROUND_DELAY_MS, this.lastChurnRoundAt + CHURN_ROUND_GAP_MS);
+    this.q.at(at, () => {
+      this.churnRoundDue = false;
+      this.lastChurnRoundAt = this.now;
+      this.optimizerRound();
+    });
+  }
+
   private optimizerRound(): void {
     if (!this.optimizer || this.outage) return;
     const view = (p: SimPeer, rendition: string | null): OptimizerPeerView => {
@@ -782,6 +807,7 @@ export class World {
         peerId: p.id, kind: p.isOrigin ? (this.variant === 'mesh-pull' ? 'seeder' : 'origin') : 'browser',
         channel: CHANNEL, joinedAt: this.now, conn: p.idx,
       });
+      this.noteChurn();
       // the NAT type travels in the peer's first report (PeerHost reports every 5 s)
       const rec = p.trackerRec;
       if (this.sc.tracker.natAware) this.q.at(this.now + 5000, () => { if (p.trackerRec === rec) this.nat.noteReport(rec, { nat: p.node.nat }); });
@@ -1063,7 +1089,7 @@ export class World {
       p.welcomed = false;
       const rec = p.trackerRec;
       p.trackerRec = null;
-      if (rec) this.q.at(this.now + this.sc.churn.detectMs, () => this.registry.remove(rec));
+      if (rec) this.q.at(this.now + this.sc.churn.detectMs, () => this.trackerRemove(rec));
       if (this.variant !== 'http-only') this.q.at(this.now + this.sc.churn.detectMs, () => this.trackerJoin(p));
     }
     for (const p of this.peers) {

@@ -3,7 +3,7 @@
  *   tsx tracker/main.ts --port 8000 --host 0.0.0.0 [--stun-port 3478] [--publish-key KEY]
  *     [--public-host HOST] [--turn-urls URL[,URL]] [--turn-secret SECRET] [--log-level info]
  *     [--admin-token TOKEN] [--redis redis://HOST:6379] [--redis-prefix starling:] [--tracker-id ID]
- *     [--no-optimizer] [--optimizer-period-ms 2000] [--relays]
+ *     [--no-optimizer] [--optimizer-period-ms 1000] [--relays]
  * Every flag has an environment variable: STARLING_TRACKER_PORT, STARLING_TRACKER_HOST,
  * STARLING_TRACKER_STUN_PORT, STARLING_TRACKER_PUBLISH_KEY (or STARLING_PUBLISH_KEY),
  * STARLING_TRACKER_PUBLIC_HOST, STARLING_TRACKER_TURN_URLS, STARLING_TRACKER_TURN_SECRET,
@@ -22,7 +22,7 @@ const USAGE = `usage: tsx tracker/main.ts [--port 8000] [--host 0.0.0.0] [--stun
        [--log-level info] [--admin-token TOKEN (dashboard / stats API)]
        [--redis redis://HOST:6379 (share channels with other trackers)] [--redis-prefix starling:]
        [--tracker-id ID (default: random)]
-       [--no-optimizer (peers choose parents locally)] [--optimizer-period-ms 2000]
+       [--no-optimizer (peers choose parents locally)] [--optimizer-period-ms 1000]
        [--relays (the optimizer asks viewers with spare upload to relay short renditions)]`;
 
 function fail(msg: string): never {

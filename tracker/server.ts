@@ -67,7 +67,7 @@ export interface TrackerOptions {
   redis?: { url: string; prefix?: string; aliveTtlMs?: number; reportFlushMs?: number };
   /** Optimizer lease timing (ms). Defaults: tracker/store/election.ts. */
   lease?: { ttlMs?: number; tickMs?: number };
-  /** The Chandelier loop (tracker/plugins/optimizer.ts): enabled (default true), periodMs (2000), budgetMs (50). */
+  /** The Chandelier loop (tracker/plugins/optimizer.ts): enabled (default true), periodMs (1000), budgetMs (50). */
   optimizer?: Partial<OptimizerSettings>;
 }
 

@@ -19,7 +19,7 @@ import type { OptimizerMetrics } from '../metrics.js';
 import type { PeerConn, TrackerContext } from '../context.js';
 import type { Registry } from '../registry.js';
 import type { FeedEvent } from '../stats/types.js';
-import { HONOUR_WINDOW_MS, OptimizerLoop, type Assignment, type RoundFigures } from '../optimizer/loop.js';
+import { CHURN_ROUND_DELAY_MS, CHURN_ROUND_GAP_MS, DEFAULT_ROUND_PERIOD_MS, HONOUR_WINDOW_MS, OptimizerLoop, type Assignment, type RoundFigures } from '../optimizer/loop.js';
 import { buildOverlay, type MemberReport } from '../optimizer/overlay.js';
 import { RelayPlanner, type RelayChange } from '../optimizer/relay.js';
 import type { TrackerStore } from '../store/types.js';
@@ -28,7 +28,7 @@ import { channelMembers } from '../parent-index.js';
 export interface OptimizerSettings {
   /** Run the loop at all. Default true. */
   enabled: boolean;
-  /** Round period per channel, ms. Default 2000. */
+  /** Round period per channel, ms. Default 1000 (DEFAULT_ROUND_PERIOD_MS). */
   periodMs: number;
   /** Solver time budget per round (one channel), ms. Default 50. */
   budgetMs: number;
@@ -38,13 +38,13 @@ export interface OptimizerSettings {
 
 export const OPTIMIZER_DEFAULTS: OptimizerSettings & { churnDelayMs: number; churnGapMs: number } = {
   enabled: true,
-  periodMs: 2000,
+  periodMs: DEFAULT_ROUND_PERIOD_MS,
   budgetMs: 50,
   relays: false,
   /** A churn round waits this long (a burst of leaves becomes one round). */
-  churnDelayMs: 200,
+  churnDelayMs: CHURN_ROUND_DELAY_MS,
   /** At most one churn round per channel this often. */
-  churnGapMs: 1000,
+  churnGapMs: CHURN_ROUND_GAP_MS,
 };
 
 export { HONOUR_WINDOW_MS };

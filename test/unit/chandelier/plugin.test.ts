@@ -348,7 +348,7 @@ describe('the tracker optimizer', () => {
   });
 
   it('settings are checked', () => {
-    expect(resolveOptimizerSettings()).toEqual({ enabled: true, periodMs: 2000, budgetMs: 50, relays: false });
+    expect(resolveOptimizerSettings()).toEqual({ enabled: true, periodMs: 1000, budgetMs: 50, relays: false });
     expect(() => resolveOptimizerSettings({ periodMs: 5 })).toThrow(RangeError);
     expect(() => resolveOptimizerSettings({ relays: 'yes' as unknown as boolean })).toThrow(RangeError);
     expect(() => resolveOptimizerSettings({ budgetMs: 0 })).toThrow(RangeError);

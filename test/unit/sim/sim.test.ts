@@ -81,6 +81,29 @@ describe('simulator', () => {
     expect(() => parseScenario({ ...tiny, network: { connectSetupMs: -1 } })).toThrow(/connectSetupMs/);
   });
 
+  it('chandelier: joins and leaves bring rounds forward as the tracker does (200 ms later, at most one a second)', async () => {
+    const roundTimes = async (churnRounds: boolean): Promise<number[]> => {
+      const sc = parseScenario({ ...tiny, durationS: 8, optimizer: { periodMs: 5000, churnRounds } });
+      // internals on purpose: when the world runs a round
+      const w = new World(sc, 'chandelier', () => {}) as unknown as { optimizerRound(): void; now: number; run(): Promise<unknown> };
+      const times: number[] = [];
+      const round = w.optimizerRound.bind(w);
+      w.optimizerRound = () => { times.push(w.now); round(); };
+      await w.run();
+      return times;
+    };
+    expect(await roundTimes(false)).toEqual([5000]);
+    const times = await roundTimes(true);
+    const churn = times.filter((t) => t !== 5000);
+    // the origin joins at once and 8 viewers over 4 s: a round soon after the first join, then
+    // about one a second while they keep coming, never two within a second
+    expect(churn[0]).toBeGreaterThanOrEqual(200);
+    expect(churn[0]).toBeLessThan(500);
+    expect(churn.length).toBeGreaterThanOrEqual(4);
+    for (let i = 1; i < churn.length; i++) expect(churn[i] - churn[i - 1]).toBeGreaterThanOrEqual(1000);
+    expect(() => parseScenario({ ...tiny, optimizer: { churnRounds: 'yes' } })).toThrow(/churnRounds/);
+  });
+
   it('rejects unknown scenario fields and accepts every shipped scenario', () => {
     expect(() => parseScenario({ ...tiny, bogus: 1 })).toThrow(/unknown field bogus/);
     expect(() => parseScenario({ ...tiny, origin: { region: 'mars' } })).toThrow(/unknown region/);
