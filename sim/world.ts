@@ -708,22 +708,16 @@ export class World {
 
   private trackerReachable(p: SimPeer): boolean { return !this.outage && p.node.side === 0; }
 
-  /**
-   * One Chandelier round, as the tracker runs it: the overlay from what peers report (their
-   * latest state; real reports are up to 5 s old, a documented optimism), the real optimizer,
-   * then each changed parent sent to its child one tracker hop later. A tracker outage skips
-   * rounds: peers keep their links and local repair goes on.
-   */
-  /**
-   * A join or leave reached the tracker: with churn rounds on, a round CHURN_ROUND_DELAY_MS later,
-   * at most one such round every CHURN_ROUND_GAP_MS (tracker/plugins/optimizer.ts noteChurn).
-   */
   /** The tracker sees a peer go (its WebSocket closed, or it said goodbye). */
   private trackerRemove(rec: NonNullable<SimPeer['trackerRec']>): void {
     this.registry.remove(rec);
     this.noteChurn();
   }
 
+  /**
+   * A join or leave reached the tracker: with churn rounds on, a round CHURN_ROUND_DELAY_MS later,
+   * at most one such round every CHURN_ROUND_GAP_MS (tracker/plugins/optimizer.ts noteChurn).
+   */
   private noteChurn(): void {
     if (!this.optimizer || !this.sc.optimizer.churnRounds || this.churnRoundDue) return;
     this.churnRoundDue = true;
@@ -735,6 +729,12 @@ export class World {
     });
   }
 
+  /**
+   * One Chandelier round, as the tracker runs it: the overlay from what peers report (their
+   * latest state; real reports are up to 5 s old, a documented optimism), the real optimizer,
+   * then each changed parent sent to its child one tracker hop later. A tracker outage skips
+   * rounds: peers keep their links and local repair goes on.
+   */
   private optimizerRound(): void {
     if (!this.optimizer || this.outage) return;
     const view = (p: SimPeer, rendition: string | null): OptimizerPeerView => {

@@ -101,6 +101,11 @@ export const ENGINE_LIMITS = {
   /** ...unless a pending load's HTTP fallback time is this close: then it repairs at once. */
   urgentMs: 750,
   /**
+   * What a last HTTP fetch is assumed to take before any was measured: the pieces a parent's push
+   * is still delivering are waited for until deadline minus the fetch time (see pushLeft).
+   */
+  httpFetchGuessMs: 300,
+  /**
    * A peer with no open neighbor fetches what no neighbor can serve over HTTP at once instead of
    * waiting for the deadline ("alone")... but not in its first joinGraceMs, before it ever had a
    * neighbor: a joiner's first connections open a few hundred ms after it asks for its catch-up
@@ -1991,16 +1996,19 @@ export class Engine implements EngineApi {
   }
 
   /**
-   * Pieces of a late load that the parent's push will still deliver before the deadline: the
-   * fallback starts at deadline - margin, and pieces a busy chain delivers a few hundred ms later
-   * were the bulk of what viewers in deep trees fetched over HTTP. Whatever has not come by the
-   * deadline is fetched then (the player's own safety covers that fetch).
+   * Pieces of a late load that the parent's push will still deliver in time: the fallback starts
+   * at deadline - margin, and pieces a busy chain delivers a few hundred ms later were the bulk
+   * of what viewers in deep trees fetched over HTTP. "In time" ends one measured HTTP fetch
+   * before the deadline (mean + 2 deviations): whatever the push has not delivered by then is
+   * fetched while a fetch still completes by the deadline, so the player's safety need not cover
+   * an HTTP round trip as well (it did when the wait ran to the deadline itself).
    */
   private pushLeft(load: PendingLoad, now: number): number {
     const id = this.parents.get(load.ref.rendition);
     const p = id === undefined ? undefined : this.neighbors.get(id);
     if (!p || p.pushKey !== load.key) return 0;
-    return pushWillDeliver({ now, deadline: load.deadline, lastPushAt: p.pushAt, gapMs: p.pushGapMs, minGapMs: 1 });
+    const cutoff = load.deadline - this.httpTimer.fetchTime(ENGINE_LIMITS.httpFetchGuessMs);
+    return pushWillDeliver({ now, deadline: cutoff, lastPushAt: p.pushAt, gapMs: p.pushGapMs, minGapMs: 1 });
   }
 
   private fetchManifestHttp(load: PendingLoad): void {

@@ -301,6 +301,12 @@ export class HttpTimer {
     return this.mean < 0 ? null : this.mean;
   }
 
+  /** A fetch's expected time with some slack (mean + 2 deviations, capped), `guessMs` before any sample. */
+  fetchTime(guessMs: number): number {
+    if (this.mean < 0) return guessMs;
+    return Math.min(this.maxMarginMs, this.mean + 2 * this.dev);
+  }
+
   /** The safety margin to use before a deadline, at least `baseMs`. */
   margin(baseMs: number): number {
     if (this.mean < 0) return baseMs;

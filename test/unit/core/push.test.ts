@@ -7,7 +7,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import type { Engine } from '../../../peer/core/engine.js';
 import { NO_DEPTH, RevokeReason } from '../../../peer/core/codec.js';
 import { getBit } from '../../../peer/core/bitfield.js';
-import { FakeClock, makeEngine, makeKey, makeSegment, MemNet, RawPeer, type EngineEnv, type TestSegment } from './helpers.js';
+import { FakeClock, FakeHttp, makeEngine, makeKey, makeSegment, MemNet, RawPeer, type EngineEnv, type TestSegment } from './helpers.js';
 
 const key = makeKey();
 const R = '360p';
@@ -172,6 +172,50 @@ describe('upload links: cut-through push', () => {
 function sumRejected(e: Engine): number {
   return Object.values(e.stats().rejectedFrames).reduce((a, b) => a + b, 0);
 }
+
+describe('push-aware fallback', () => {
+  it('waits for what the push delivers in time, until one measured HTTP fetch before the deadline; then fetches the rest', async () => {
+    const x = makeSegment(key, { rendition: R, seq: 4 }, 10 * 1024, 1024); // 10 pieces
+    const http = new FakeHttp().add(x);
+    http.hold = true; // every fetch is answered 200 ms after it goes out (below)
+    const a = viewer('viewer-a', { http });
+    a.setPlaybackPosition({ rendition: R, seq: 4 });
+    const p = rawParent(a);
+    await env.net.settle();
+    p.send({ type: 'slot-grant', rendition: R, depth: 0, timestamp: 1 });
+    p.send({ type: 'manifest', manifest: x.manifest.encoded });
+    await env.net.settle();
+    expect(a.links().parents).toEqual({ [R]: 'parent-1' });
+    const t0 = env.clock.now();
+    const load = a.loadSegment(x.ref, { deadline: t0 + 3000, httpMarginMs: 1000 }); // late from t0 + 2000
+    const ranges = () => http.ranges.map((q) => [q.start / 1024, q.end / 1024]);
+    let next = 0;
+    let releaseAt = Infinity;
+    let asked = 0;
+    // the parent pushes one piece every 200 ms from t0 + 1400 (pieces 0-5 by t0 + 2400), then stops
+    for (let t = 50; t <= 3000; t += 50) {
+      env.clock.advance(50);
+      if (t >= 1400 && t <= 2400 && (t - 1400) % 200 === 0) p.sendPiece(x, next++);
+      if (t === releaseAt) { http.release(); releaseAt = Infinity; }
+      await env.net.settle();
+      a.tick();
+      await env.net.settle();
+      if (http.ranges.length > asked) { asked = http.ranges.length; releaseAt = t + 200; }
+      if (t === 1950) expect(ranges()).toEqual([]);
+      // late with pieces 0-3: no fetch measured yet, so one is assumed to take 300 ms
+      // (httpFetchGuessMs): the push delivers 4, 5 and 6 by t0 + 2700; 7-9 go to HTTP
+      if (t === 2000) expect(ranges()).toEqual([[7, 10]]);
+      // that fetch took 200 ms (mean 200, deviation 100): the push is waited for until
+      // deadline - (200 + 2 x 100) = t0 + 2600
+      if (t === 2550) expect(ranges()).toEqual([[7, 10]]);
+      // piece 6, which the push did not deliver, goes to HTTP then, and arrives before the deadline
+      if (t === 2600) expect(ranges()).toEqual([[7, 10], [6, 7]]);
+    }
+    const r = await load;
+    expect(r.bytesBySource.http).toBe(4 * 1024);
+    expect(r.completedAt).toBe(t0 + 2800);
+  });
+});
 
 describe('upload slots', () => {
   it('origin budget: one child per rendition; other viewers are fed by peers and never ask the origin for pieces', async () => {

@@ -191,6 +191,13 @@ describe('HTTP fallback decisions', () => {
     expect(t.margin(500)).toBeLessThanOrEqual(5000);
     for (let i = 0; i < 10; i++) t.sample(60_000);
     expect(t.margin(500)).toBe(5000); // capped
+    expect(t.fetchTime(300)).toBe(5000); // the expected fetch time is capped alike
+    const u = new HttpTimer(5000);
+    expect(u.fetchTime(300)).toBe(300); // nothing measured: the guess
+    u.sample(200);
+    expect(u.fetchTime(300)).toBe(400); // mean 200 + 2 x deviation 100
+    for (let i = 0; i < 50; i++) u.sample(200);
+    expect(u.fetchTime(300)).toBeCloseTo(200, 0); // steady: the deviation fades
     // a later deadline decision uses it
     const late = fallbackPieces({ ...base, now: 1000, deadline: 5000, marginMs: t.margin(500) });
     expect(late.late).toBe(true);

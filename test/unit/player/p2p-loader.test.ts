@@ -30,16 +30,17 @@ describe('routeFragment', () => {
 describe('computeDeadline', () => {
   it('is now when the buffer is empty (startup: missing pieces go to HTTP at once)', () => {
     expect(computeDeadline(5000, 0, 2)).toBe(5000);
-    expect(computeDeadline(5000, 0.8, 2)).toBe(5000); // below the safety margin
+    expect(computeDeadline(5000, 0.4, 2)).toBe(5000); // below the safety margin (500 ms)
     expect(computeDeadline(5000, NaN, 2)).toBe(5000);
   });
   it('leaves the buffer minus the safety margin, capped at three segments', () => {
-    expect(computeDeadline(5000, 2.5, 2)).toBe(6500);
-    expect(computeDeadline(5000, 6, 2)).toBe(10000); // hls.js's live start: three segments of buffer
+    expect(computeDeadline(5000, 0.8, 2)).toBe(5300);
+    expect(computeDeadline(5000, 2.5, 2)).toBe(7000);
+    expect(computeDeadline(5000, 6, 2)).toBe(10500); // hls.js's live start: three segments of buffer
     expect(computeDeadline(5000, 8, 2)).toBe(11000);
     expect(computeDeadline(5000, Infinity, 2)).toBe(5000); // nonsense in, no waiting out
-    expect(computeDeadline(5000, 8, 2, { safetyMs: 500, maxWaitMs: 4000 })).toBe(9000);
-    expect(computeDeadline(5000, 3, 2, { safetyMs: 500, maxWaitMs: 4000 })).toBe(7500);
+    expect(computeDeadline(5000, 8, 2, { safetyMs: 1000, maxWaitMs: 4000 })).toBe(9000);
+    expect(computeDeadline(5000, 3, 2, { safetyMs: 1000, maxWaitMs: 4000 })).toBe(7000);
   });
 });
 
@@ -155,7 +156,7 @@ describe('P2P fragment loader', () => {
     expect(t.positions).toEqual([{ rendition: '360p', seq: 7 }]);
     expect(t.calls).toHaveLength(1);
     expect(t.calls[0].ref).toEqual({ rendition: '360p', seq: 7 });
-    expect(t.calls[0].opts.deadline).toBe(10_000 + 3000); // min(4 s - 1 s, two 2 s segments)
+    expect(t.calls[0].opts.deadline).toBe(10_000 + 3500); // min(4 s - 0.5 s safety, three 2 s segments)
     t.calls[0].d.resolve(result(1000, 10_050, 10_400));
     await Promise.resolve();
     await Promise.resolve();
