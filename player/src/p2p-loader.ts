@@ -65,7 +65,7 @@ export interface DeadlinePolicy {
    * fetch before it (peer/core engine pushLeft). While it waited for a parent's push until the
    * deadline itself, the safety also had to cover that last fetch, and was 1000 ms; at 500 ms a
    * session's second segment (due when the first one's 2 s of buffer run out) has 1.5 s for peers
-   * instead of 1 s (simulator: chandelier-300 over 300 s, seeds 21-24, 95.2 -> 95.5% from peers;
+   * instead of 1 s (simulator: chandelier-300 over 300 s, seeds 21-26, 95.0 -> 95.4% from peers;
    * bench-50-3min, seeds 1-3, 93.7 -> 93.9%; no rebuffering).
    */
   safetyMs?: number;
