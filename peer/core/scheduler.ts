@@ -303,14 +303,17 @@ export class HttpTimer {
 
   /** A fetch's expected time with some slack (mean + 2 deviations, capped), `guessMs` before any sample. */
   fetchTime(guessMs: number): number {
-    if (this.mean < 0) return guessMs;
-    return Math.min(this.maxMarginMs, this.mean + 2 * this.dev);
+    return this.mean < 0 ? guessMs : this.upper(2);
   }
 
   /** The safety margin to use before a deadline, at least `baseMs`. */
   margin(baseMs: number): number {
-    if (this.mean < 0) return baseMs;
-    return Math.max(baseMs, Math.min(this.maxMarginMs, this.mean + 4 * this.dev));
+    return this.mean < 0 ? baseMs : Math.max(baseMs, this.upper(4));
+  }
+
+  /** mean + `devs` deviations, capped at maxMarginMs (only once a sample exists). */
+  private upper(devs: number): number {
+    return Math.min(this.maxMarginMs, this.mean + devs * this.dev);
   }
 }
 
