@@ -59,6 +59,11 @@ export interface ViewerResult {
   bytesUploaded: number;
   /** Pieces received twice (wasted upload somewhere), pieces received by push. */
   duplicatePieces: number;
+  /** Of the duplicates: pushed by a parent; held already from HTTP; requests answered after a timeout or cancel. */
+  duplicatePushes: number;
+  duplicatesOfHttp: number;
+  latePieces: number;
+  requestTimeouts: number;
   pushedPieces: number;
   /** Neighbors closed for silence (no frame for ENGINE_LIMITS.silentNeighborMs), parent changes. */
   silentNeighbors: number;
@@ -176,6 +181,7 @@ class Player {
     clearInterval(ticker);
     await Promise.race([Promise.allSettled([poller, loader]), sleep(5000)]);
     const s = this.peer?.engine.stats();
+    const d = this.peer?.engine.debugStats();
     const result: ViewerResult = {
       id: this.v.id,
       mode: this.v.mode,
@@ -192,10 +198,14 @@ class Player {
       bytesFromOriginPeer: s?.bytesFromOriginPeer ?? 0,
       bytesFromHttp: s ? s.bytesFromHttp : this.httpBytes,
       bytesUploaded: s?.bytesUploaded ?? 0,
-      duplicatePieces: this.peer?.engine.debugStats().duplicatePieces ?? 0,
-      pushedPieces: this.peer?.engine.debugStats().pushedReceived ?? 0,
-      silentNeighbors: this.peer?.engine.debugStats().silentNeighbors ?? 0,
-      parentChanges: this.peer?.engine.debugStats().parentChanges ?? 0,
+      duplicatePieces: d?.duplicatePieces ?? 0,
+      duplicatePushes: d?.duplicatePushes ?? 0,
+      duplicatesOfHttp: d?.duplicatesOfHttp ?? 0,
+      latePieces: d?.latePieces ?? 0,
+      requestTimeouts: d?.requestTimeouts ?? 0,
+      pushedPieces: d?.pushedReceived ?? 0,
+      silentNeighbors: d?.silentNeighbors ?? 0,
+      parentChanges: d?.parentChanges ?? 0,
       hasParent,
       firstNeighborMs: this.firstNeighborAt === null ? null : Math.round(this.firstNeighborAt - this.joinAt),
       startupHttpBytes: this.startupHttpBytes,

@@ -71,6 +71,11 @@ interface Summary {
   mbOriginPeer: number;
   mbHttp: number;
   duplicatePieces: number;
+  /** Of the duplicates: pushed by a parent; held already from HTTP; requests answered after a timeout or cancel. */
+  duplicatePushes: number;
+  duplicatesOfHttp: number;
+  latePieces: number;
+  requestTimeouts: number;
   pushedPieces: number;
   silentNeighbors: number;
   parentChanges: number;
@@ -110,6 +115,10 @@ function summarize(n: number, mode: 'p2p' | 'http', rs: ViewerResult[], originPe
     mbOriginPeer: +(sum((r) => r.bytesFromOriginPeer) / 1e6).toFixed(1),
     mbHttp: +(sum((r) => r.bytesFromHttp) / 1e6).toFixed(1),
     duplicatePieces: sum((r) => r.duplicatePieces ?? 0),
+    duplicatePushes: sum((r) => r.duplicatePushes ?? 0),
+    duplicatesOfHttp: sum((r) => r.duplicatesOfHttp ?? 0),
+    latePieces: sum((r) => r.latePieces ?? 0),
+    requestTimeouts: sum((r) => r.requestTimeouts ?? 0),
     pushedPieces: sum((r) => r.pushedPieces ?? 0),
     silentNeighbors: sum((r) => r.silentNeighbors ?? 0),
     parentChanges: sum((r) => r.parentChanges ?? 0),

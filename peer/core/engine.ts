@@ -361,6 +361,9 @@ export class Engine implements EngineApi {
     bytesUploaded: 0,
     badPieces: 0,
     duplicatePieces: 0,
+    /** Of the duplicates: pieces a parent pushed, and pieces whose held copy came over HTTP. */
+    duplicatePushes: 0,
+    duplicatesOfHttp: 0,
     latePieces: 0,
     requestsSent: 0,
     requestTimeouts: 0,
@@ -681,7 +684,7 @@ export class Engine implements EngineApi {
 
   /** Extra counters for diagnostics, tests and the simulator (not part of EngineApi). */
   debugStats(): {
-    duplicatePieces: number; latePieces: number; requestsSent: number; requestTimeouts: number;
+    duplicatePieces: number; duplicatePushes: number; duplicatesOfHttp: number; latePieces: number; requestsSent: number; requestTimeouts: number;
     requestsInFlight: number; storedBytes: number; storedSegments: number; neighbors: number; banned: number; pendingLoads: number;
     piecesPushed: number; pushedReceived: number; slotGrants: number; slotRevokes: number; slotRefusals: number;
     parentChanges: number; climbs: number; silentNeighbors: number; httpMarginMs: number;
@@ -689,6 +692,8 @@ export class Engine implements EngineApi {
     const s = this.store.stats();
     return {
       duplicatePieces: this.counters.duplicatePieces,
+      duplicatePushes: this.counters.duplicatePushes,
+      duplicatesOfHttp: this.counters.duplicatesOfHttp,
       latePieces: this.counters.latePieces,
       requestsSent: this.counters.requestsSent,
       requestTimeouts: this.counters.requestTimeouts,
@@ -962,9 +967,12 @@ export class Engine implements EngineApi {
     if (n.state === 'open') this.pumpAll();
   }
 
+  /** Drops queued answers and pushes of these pieces (a child cancels pushes of what it fetches over HTTP). */
   private onCancel(n: Neighbor, f: CancelFrame): void {
     const end = f.index + f.count;
-    n.queue = n.queue.filter((q) => !(q.ref.rendition === f.rendition && q.ref.seq === f.seq && q.index >= f.index && q.index < end));
+    const keep = (q: QueuedRequest) => !(q.ref.rendition === f.rendition && q.ref.seq === f.seq && q.index >= f.index && q.index < end);
+    n.queue = n.queue.filter(keep);
+    n.pushQueue = n.pushQueue.filter(keep);
   }
 
   private onPiece(n: Neighbor, f: PieceFrame): void {
@@ -984,6 +992,8 @@ export class Engine implements EngineApi {
     if (getBit(entry.bitfield, f.index)) {
       if (rec) this.requests.remove(n.id, ref, f.index);
       this.counters.duplicatePieces++;
+      if (pushed) this.counters.duplicatePushes++;
+      if (entry.sources[f.index] === 'http') this.counters.duplicatesOfHttp++;
       this.runSchedule();
       return;
     }
@@ -1077,13 +1087,7 @@ export class Engine implements EngineApi {
     if (source === 'peer') this.counters.bytesFromPeers += data.length;
     else if (source === 'origin-peer') this.counters.bytesFromOriginPeer += data.length;
     else if (source === 'http') this.counters.bytesFromHttp += data.length;
-    for (const r of this.requests.removePiece(ref, index)) {
-      if (r.neighborId === from) continue;
-      const n = this.neighbors.get(r.neighborId);
-      if (!n || n.state !== 'open') continue;
-      remember(n.cancelled, pieceKey(ref, index), ENGINE_LIMITS.maxRememberedPieces);
-      this.send(n, { type: 'cancel', rendition: ref.rendition, seq: ref.seq, index, count: 1 });
-    }
+    this.cancelRequests(ref, index, from);
     const key = segmentKey(ref);
     const now = this.clock.now();
     const arr = this.arrivals.get(key);
@@ -1099,6 +1103,32 @@ export class Engine implements EngineApi {
       this.onComplete(entry, best);
     }
     return true;
+  }
+
+  /**
+   * Drops our requests for a piece (we hold it now, or fetch it over HTTP) and CANCELs them at
+   * every neighbor but `except`: an answer still in its queue is not sent. Its answer may already
+   * be on the wire: that PIECE is then expected (cancelled), not a violation.
+   */
+  private cancelRequests(ref: SegmentRef, index: number, except: string | null): void {
+    for (const r of this.requests.removePiece(ref, index)) {
+      if (r.neighborId === except) continue;
+      const n = this.neighbors.get(r.neighborId);
+      if (!n || n.state !== 'open') continue;
+      remember(n.cancelled, pieceKey(ref, index), ENGINE_LIMITS.maxRememberedPieces);
+      this.send(n, { type: 'cancel', rendition: ref.rendition, seq: ref.seq, index, count: 1 });
+    }
+  }
+
+  /**
+   * Asks whoever pushes the rendition to us (the parent, or one in its handover) not to push
+   * these pieces: we fetch them over HTTP. What is already on the wire arrives as a duplicate.
+   */
+  private cancelPushes(ref: SegmentRef, index: number, count: number): void {
+    for (const n of this.neighbors.values()) {
+      if (n.state !== 'open' || !this.acceptsPushFrom(n, ref.rendition)) continue;
+      this.send(n, { type: 'cancel', rendition: ref.rendition, seq: ref.seq, index, count });
+    }
   }
 
   private onComplete(entry: SegmentEntry, source: PieceSource): void {
@@ -2098,7 +2128,14 @@ export class Engine implements EngineApi {
     for (const [first, count] of coalesce(pieces)) {
       const start = pieceRange(m, first)[0];
       const end = pieceRange(m, first + count - 1)[1];
-      for (let i = first; i < first + count; i++) load.httpPieces.add(i);
+      // What HTTP now fetches, neighbors need not upload: in a busy swarm (the swarm bench on two
+      // saturated cores) most duplicate pieces were answers and pushes that arrived after the
+      // HTTP copy, each one upload and CPU spent for nothing (bench/RESULTS.md, session 14).
+      for (let i = first; i < first + count; i++) {
+        load.httpPieces.add(i);
+        this.cancelRequests(load.ref, i, null);
+      }
+      this.cancelPushes(load.ref, first, count);
       this.log.debug({ ref: load.ref, start, end }, 'range over HTTP');
       let p: Promise<Uint8Array>;
       const sentAt = this.clock.now();

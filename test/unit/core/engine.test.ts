@@ -260,6 +260,39 @@ describe('Engine: HTTP fallback', () => {
     expect(v.stats().bytesFromHttp).toBe(x.data.length - 4 * 1024);
   });
 
+  it('cancels the requests for pieces when their HTTP fetch starts, not when it ends', async () => {
+    const x = seg(3);
+    const http = new FakeHttp().add(x);
+    http.hold = true; // the range fetch stays in flight until release()
+    const v = viewer('viewer-1', { http });
+    const f = new RawPeer(env.net, 'slow-1', v); // announces, answers pieces 0 and 1 only
+    f.hello();
+    f.announce(x);
+    f.onRequest = (r) => { for (let i = r.index; i < r.index + r.count; i++) if (i < 2) f.sendPiece(x, i); };
+    await env.net.settle();
+    const t0 = env.clock.now();
+    const p = v.loadSegment(x.ref, { deadline: t0 + 3000 });
+    await env.net.settle();
+    const requested = new Set(f.of('request').flatMap((r) => Array.from({ length: r.count }, (_, k) => r.index + k)));
+    env.clock.advance(2500); // = deadline - 500: the missing pieces go to HTTP
+    v.tick();
+    await env.net.settle();
+    expect(http.ranges.map((q) => [q.start, q.end])).toEqual([[2 * 1024, x.data.length]]);
+    // the neighbor is told while the range is still on its way: it need not upload them
+    const cancelled = f.of('cancel').map((c) => c.index).sort((a, b) => a - b);
+    expect(cancelled).toEqual([...requested].filter((i) => i >= 2).sort((a, b) => a - b));
+    expect(cancelled.length).toBeGreaterThan(0);
+    // an answer already on the wire is expected, not a violation, and not stored twice
+    f.sendPiece(x, cancelled[0]);
+    await env.net.settle();
+    http.release();
+    await env.net.settle();
+    const r = await p;
+    expect(equalBytes(r.data, x.data)).toBe(true);
+    expect(sumRejected(v)).toBe(0);
+    expect(f.of('cancel').length).toBe(cancelled.length); // nothing cancelled twice
+  });
+
   it('a load already due (startup, seek) fetches the whole segment alongside its manifest, then verifies it', async () => {
     const x = seg(8);
     const http = new FakeHttpWhole().add(x);

@@ -173,6 +173,28 @@ function sumRejected(e: Engine): number {
   return Object.values(e.stats().rejectedFrames).reduce((a, b) => a + b, 0);
 }
 
+describe('CANCEL of pushes', () => {
+  it('a parent drops the queued pushes a child cancels (it fetches them over HTTP)', async () => {
+    const o = origin();
+    const c = new RawPeer(env.net, 'child-1', o);
+    c.hello('browser');
+    await env.net.settle();
+    c.send({ type: 'slot-request', rendition: R, deadlineMs: 1000, timestamp: 1 });
+    await env.net.settle();
+    expect(c.of('slot-grant').map((f) => f.rendition)).toEqual([R]);
+    c.link.peer.bufferedAmount = 10 * 1024 * 1024; // the parent's side of the link is congested
+    const x = seg(2); // 8 pieces
+    publish(o, x);
+    await env.net.settle();
+    expect(c.of('piece')).toEqual([]);
+    c.send({ type: 'cancel', rendition: R, seq: 2, index: 3, count: 5 });
+    await env.net.settle();
+    c.link.peer.bufferedAmount = 0;
+    await run(200, o);
+    expect(c.of('piece').map((f) => f.index)).toEqual([0, 1, 2]);
+  });
+});
+
 describe('push-aware fallback', () => {
   it('waits for what the push delivers in time, until one measured HTTP fetch before the deadline; then fetches the rest', async () => {
     const x = makeSegment(key, { rendition: R, seq: 4 }, 10 * 1024, 1024); // 10 pieces
@@ -214,6 +236,11 @@ describe('push-aware fallback', () => {
     const r = await load;
     expect(r.bytesBySource.http).toBe(4 * 1024);
     expect(r.completedAt).toBe(t0 + 2800);
+    // each range was CANCELled at the parent as its fetch went out: the parent need not push it
+    expect(p.of('cancel')).toEqual([
+      { type: 'cancel', rendition: R, seq: 4, index: 7, count: 3 },
+      { type: 'cancel', rendition: R, seq: 4, index: 6, count: 1 },
+    ]);
   });
 });
 
