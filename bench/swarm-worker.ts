@@ -59,9 +59,10 @@ export interface ViewerResult {
   bytesUploaded: number;
   /** Pieces received twice (wasted upload somewhere), pieces received by push. */
   duplicatePieces: number;
-  /** Of the duplicates: pushed by a parent; held already from HTTP; requests answered after a timeout or cancel. */
+  /** Of the duplicates: pushed by a parent; held already from HTTP (the two overlap). */
   duplicatePushes: number;
   duplicatesOfHttp: number;
+  /** Answers that arrived after we cancelled the request or it timed out (not duplicates), request timeouts. */
   latePieces: number;
   requestTimeouts: number;
   pushedPieces: number;

@@ -2128,9 +2128,9 @@ export class Engine implements EngineApi {
     for (const [first, count] of coalesce(pieces)) {
       const start = pieceRange(m, first)[0];
       const end = pieceRange(m, first + count - 1)[1];
-      // What HTTP now fetches, neighbors need not upload: in a busy swarm (the swarm bench on two
-      // saturated cores) most duplicate pieces were answers and pushes that arrived after the
-      // HTTP copy, each one upload and CPU spent for nothing (bench/RESULTS.md, session 14).
+      // What HTTP now fetches, neighbors need not upload, if it still waits in their queues. In
+      // the real swarm bench most duplicates were answers and pushes arriving after the HTTP copy,
+      // but already in werift's flight, beyond a CANCEL's reach (bench/RESULTS.md, session 14).
       for (let i = first; i < first + count; i++) {
         load.httpPieces.add(i);
         this.cancelRequests(load.ref, i, null);
