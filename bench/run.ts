@@ -11,6 +11,7 @@ import { join } from 'node:path';
 const root = join(import.meta.dirname, '..');
 const benches: Record<string, string[]> = {
   'werift-link': ['npx', 'tsx', 'bench/werift-link.ts'],
+  'werift-stall': ['npx', 'tsx', 'bench/werift-stall.ts'],
   'swarm-pages': ['npx', 'tsx', 'bench/swarm-pages.ts', '--pages', '3', '--seconds', '120'],
 };
 const only = process.argv.slice(2).filter((a) => !a.startsWith('-'));

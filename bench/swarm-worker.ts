@@ -20,6 +20,16 @@ import { computeDeadline } from '../player/src/p2p-loader.js';
 import { INIT_SEQ } from '../peer/core/types.js';
 import { mediaPlaylistPath, segmentPath } from '../peer/core/paths.js';
 
+/** Pieces the HTTP fallback fetched, by the engine's state then (Engine.debugStats http*). */
+export interface HttpCauses {
+  alone: number;
+  /** Whole segments with their manifest (nothing known of them at the deadline: start-up). */
+  unknown: number;
+  noParent: number;
+  parentElsewhere: number;
+  parentSlow: number;
+}
+
 export interface ViewerSpec {
   id: string;
   mode: 'p2p' | 'http';
@@ -65,6 +75,10 @@ export interface ViewerResult {
   /** Answers that arrived after we cancelled the request or it timed out (not duplicates), request timeouts. */
   latePieces: number;
   requestTimeouts: number;
+  /** Pieces fetched over HTTP by the fallback's cause (engine debugStats http*). */
+  httpCauses: HttpCauses;
+  /** Parents lost, by why (engine debugStats parentLosses). */
+  parentLosses: Record<string, number>;
   pushedPieces: number;
   /** Neighbors closed for silence (no frame for ENGINE_LIMITS.silentNeighborMs), parent changes. */
   silentNeighbors: number;
@@ -204,6 +218,11 @@ class Player {
       duplicatesOfHttp: d?.duplicatesOfHttp ?? 0,
       latePieces: d?.latePieces ?? 0,
       requestTimeouts: d?.requestTimeouts ?? 0,
+      parentLosses: d?.parentLosses ?? {},
+      httpCauses: {
+        alone: d?.httpAlone ?? 0, unknown: d?.httpUnknown ?? 0, noParent: d?.httpNoParent ?? 0,
+        parentElsewhere: d?.httpParentElsewhere ?? 0, parentSlow: d?.httpParentSlow ?? 0,
+      },
       pushedPieces: d?.pushedReceived ?? 0,
       silentNeighbors: d?.silentNeighbors ?? 0,
       parentChanges: d?.parentChanges ?? 0,

@@ -31,7 +31,8 @@ import { pino } from 'pino';
 import { launchTracker } from '../tracker/launch.js';
 import { startOrigin } from '../server/origin.js';
 import { ENGINE_DEFAULTS } from '../peer/core/engine.js';
-import type { ViewerResult, ViewerSpec, WorkerSpec } from './swarm-worker.js';
+import { udpCounters, udpDelta, type UdpCounters } from './udp-counters.js';
+import type { HttpCauses, ViewerResult, ViewerSpec, WorkerSpec } from './swarm-worker.js';
 
 const { values } = parseArgs({
   options: {
@@ -77,6 +78,10 @@ interface Summary {
   /** Answers that arrived after we cancelled the request or it timed out (not duplicates), request timeouts. */
   latePieces: number;
   requestTimeouts: number;
+  /** Pieces fetched over HTTP by the fallback's cause, summed over the viewers. */
+  httpCauses: HttpCauses;
+  /** Parents lost, by why, summed over the viewers. */
+  parentLosses: Record<string, number>;
   pushedPieces: number;
   silentNeighbors: number;
   parentChanges: number;
@@ -85,6 +90,12 @@ interface Summary {
   firstNeighborMs: number | null;
   /** MB fetched over HTTP for the joiners' first 3 segments (their catch-up to the live edge) (part of mbHttp). */
   mbHttpStartup: number;
+}
+
+function sumRecords(rs: Record<string, number>[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const r of rs) for (const [k, v] of Object.entries(r)) out[k] = (out[k] ?? 0) + v;
+  return out;
 }
 
 function median(xs: number[]): number {
@@ -120,6 +131,12 @@ function summarize(n: number, mode: 'p2p' | 'http', rs: ViewerResult[], originPe
     duplicatesOfHttp: sum((r) => r.duplicatesOfHttp ?? 0),
     latePieces: sum((r) => r.latePieces ?? 0),
     requestTimeouts: sum((r) => r.requestTimeouts ?? 0),
+    parentLosses: sumRecords(rs.map((r) => r.parentLosses ?? {})),
+    httpCauses: {
+      alone: sum((r) => r.httpCauses?.alone ?? 0), unknown: sum((r) => r.httpCauses?.unknown ?? 0),
+      noParent: sum((r) => r.httpCauses?.noParent ?? 0), parentElsewhere: sum((r) => r.httpCauses?.parentElsewhere ?? 0),
+      parentSlow: sum((r) => r.httpCauses?.parentSlow ?? 0),
+    },
     pushedPieces: sum((r) => r.pushedPieces ?? 0),
     silentNeighbors: sum((r) => r.silentNeighbors ?? 0),
     parentChanges: sum((r) => r.parentChanges ?? 0),
@@ -157,7 +174,9 @@ async function counter(tracker: Awaited<ReturnType<typeof launchTracker>>, name:
   return m ? (await m.get()).values.reduce((a, v) => a + v.value, 0) : 0;
 }
 
-async function runSize(n: number, optimizer: boolean): Promise<{ p2p: Summary; http: Summary; bound: number; originPeerUpload: number; opt: OptimizerFigures }> {
+async function runSize(n: number, optimizer: boolean): Promise<{
+  p2p: Summary; http: Summary; bound: number; originPeerUpload: number; opt: OptimizerFigures; udp: UdpCounters | null;
+}> {
   const log = pino({ level: process.env.STARLING_BENCH_LOG ?? 'error' });
   const workDir = mkdtempSync(join(tmpdir(), 'starling-bench-'));
   // STARLING_BENCH_TRACKER_LOG=info: the tracker's log (optimizer rounds, relays) on stdout
@@ -189,7 +208,10 @@ async function runSize(n: number, optimizer: boolean): Promise<{ p2p: Summary; h
     const deal = (mode: ViewerSpec['mode'], w: number) => viewers.filter((v) => v.mode === mode).filter((_, i) => i % workers === w);
     const specs: WorkerSpec[] = Array.from({ length: workers }, (_, w) => ({ ...base, viewers: [...deal('p2p', w), ...deal('http', w)] }));
     console.log(`N=${n}, optimizer ${optimizer ? 'on' : 'off'}: ${n} P2P + ${n} HTTP-only viewers in ${workers} processes, ${seconds} s, joining over ${joinS} s`);
+    const udpBefore = udpCounters();
     const results = (await Promise.all(specs.map(runWorker))).flat();
+    // datagrams the kernel dropped for full socket buffers during the run (this namespace's)
+    const udp = udpDelta(udpBefore, udpCounters());
     const rootPeer = origin.rootPeer() as { engine?: { stats?: () => { bytesUploaded: number } } } | null;
     const originPeerUpload = rootPeer?.engine?.stats?.().bytesUploaded ?? 0;
     // fluid bound for the P2P population
@@ -213,6 +235,7 @@ async function runSize(n: number, optimizer: boolean): Promise<{ p2p: Summary; h
       bound,
       originPeerUpload,
       opt,
+      udp,
     };
   } finally {
     await origin.stop();
@@ -225,7 +248,7 @@ async function main(): Promise<void> {
   const rows: string[] = [];
   for (const n of sizes) {
     for (const optimizer of optimizerModes) {
-      const { p2p, http, bound, originPeerUpload, opt } = await runSize(n, optimizer);
+      const { p2p, http, bound, originPeerUpload, opt, udp } = await runSize(n, optimizer);
       for (const s of [p2p, http]) {
         const optCell = s.mode !== 'p2p' ? '–' : optimizer ? `on: ${opt.rounds} rounds, ${opt.assignments} assigned, ${opt.moves} moves, ${opt.unhonoured} unhonoured, ${opt.relays} relays at the end (${opt.relayMessages} relay requests)${opt.errors ? `, ${opt.errors} errors` : ''}` : 'off';
         const line = `| ${n} | ${s.mode === 'p2p' ? 'P2P' : 'HTTP-only'} | ${optCell} | ${s.fromPeersPct}% | ${s.originSharePct}% | ${s.rebufferPct}% | ` +
@@ -233,7 +256,7 @@ async function main(): Promise<void> {
           `${s.mode === 'p2p' ? `${s.fed} / ${s.viewers}` : '–'} | ${s.mode === 'p2p' ? (100 * bound).toFixed(1) + '%' : '–'} | ` +
           `${s.mbHttp} / ${s.mode === 'p2p' ? s.mbHttpStartup : '–'} | ${s.firstNeighborMs ?? '–'} |`;
         rows.push(line);
-        console.log(JSON.stringify({ ...s, optimizer, ...(s.mode === 'p2p' ? { optimizerFigures: opt } : {}), originPeerUploadMB: s.mode === 'p2p' ? +(originPeerUpload / 1e6).toFixed(1) : 0 }));
+        console.log(JSON.stringify({ ...s, optimizer, ...(s.mode === 'p2p' ? { optimizerFigures: opt, udp } : {}), originPeerUploadMB: s.mode === 'p2p' ? +(originPeerUpload / 1e6).toFixed(1) : 0 }));
       }
     }
   }

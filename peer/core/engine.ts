@@ -375,8 +375,20 @@ export class Engine implements EngineApi {
     parentChanges: 0,
     climbs: 0,
     silentNeighbors: 0,
+    /**
+     * Pieces fetched over HTTP, by the state when the fallback took them: alone (no open neighbor),
+     * the whole segment with its manifest (nothing known of it at the deadline), no parent in the
+     * rendition, a parent pushing another segment, a parent pushing this one too slowly.
+     */
+    httpAlone: 0,
+    httpUnknown: 0,
+    httpNoParent: 0,
+    httpParentElsewhere: 0,
+    httpParentSlow: 0,
   };
   private readonly rejectedFrames: Record<string, number> = {};
+  /** Parents lost, by why (debugStats; the swarm bench prints them): keys are ours, never network text. */
+  private readonly parentLosses: Record<string, number> = {};
 
   constructor(options: EngineOptions) {
     if (!PEER_ID_PATTERN.test(options.peerId)) throw new TypeError('invalid peerId');
@@ -687,7 +699,8 @@ export class Engine implements EngineApi {
     duplicatePieces: number; duplicatePushes: number; duplicatesOfHttp: number; latePieces: number; requestsSent: number; requestTimeouts: number;
     requestsInFlight: number; storedBytes: number; storedSegments: number; neighbors: number; banned: number; pendingLoads: number;
     piecesPushed: number; pushedReceived: number; slotGrants: number; slotRevokes: number; slotRefusals: number;
-    parentChanges: number; climbs: number; silentNeighbors: number; httpMarginMs: number;
+    parentChanges: number; climbs: number; silentNeighbors: number; httpMarginMs: number; parentLosses: Record<string, number>;
+    httpAlone: number; httpUnknown: number; httpNoParent: number; httpParentElsewhere: number; httpParentSlow: number;
   } {
     const s = this.store.stats();
     return {
@@ -712,6 +725,12 @@ export class Engine implements EngineApi {
       climbs: this.counters.climbs,
       silentNeighbors: this.counters.silentNeighbors,
       httpMarginMs: this.httpTimer.margin(0),
+      parentLosses: { ...this.parentLosses },
+      httpAlone: this.counters.httpAlone,
+      httpUnknown: this.counters.httpUnknown,
+      httpNoParent: this.counters.httpNoParent,
+      httpParentElsewhere: this.counters.httpParentElsewhere,
+      httpParentSlow: this.counters.httpParentSlow,
     };
   }
 
@@ -783,7 +802,8 @@ export class Engine implements EngineApi {
     const now = this.clock.now();
     for (const [r, p] of [...this.parents]) {
       if (p !== n.id) continue;
-      this.loseParent(r);
+      // the kind of close only: a BYE's text comes from the network
+      this.loseParent(r, `closed: ${reason.split(':')[0]}`);
       this.lastStatus.clear();
     }
     for (const [r, a] of [...this.asking]) if (a.peerId === n.id) this.asking.delete(r);
@@ -1369,7 +1389,8 @@ export class Engine implements EngineApi {
   }
 
   /** Forgets our parent in a rendition, remembering our depth for the feasibility rule. */
-  private loseParent(rendition: string): void {
+  private loseParent(rendition: string, reason: string): void {
+    this.parentLosses[reason] = (this.parentLosses[reason] ?? 0) + 1;
     const now = this.clock.now();
     const depth = this.depthOf(rendition);
     this.parents.delete(rendition);
@@ -1380,7 +1401,7 @@ export class Engine implements EngineApi {
   private releaseParent(rendition: string, reason: string): void {
     const id = this.parents.get(rendition);
     if (id === undefined) return;
-    this.loseParent(rendition);
+    this.loseParent(rendition, reason);
     this.counters.parentChanges++;
     const n = this.neighbors.get(id);
     if (n && n.state === 'open') {
@@ -1416,7 +1437,7 @@ export class Engine implements EngineApi {
       if (pre && (this.parents.get(r) !== pre.peerId || now >= pre.until)) {
         this.preemptedBy.delete(r);
         // the handover ran out before another parent took us
-        if (this.parents.get(r) === pre.peerId) this.parentRevoked(r, pre.peerId, now);
+        if (this.parents.get(r) === pre.peerId) this.parentRevoked(r, pre.peerId, now, 'handover ran out');
       }
       if (this.followAssignment(r, now)) continue;
       const pid = this.parents.get(r);
@@ -1456,8 +1477,8 @@ export class Engine implements EngineApi {
   }
 
   /** Our parent in `rendition` revoked our link (or its handover ran out): its late pushes are still taken. */
-  private parentRevoked(rendition: string, parentId: string, now: number): void {
-    this.loseParent(rendition);
+  private parentRevoked(rendition: string, parentId: string, now: number, reason: string): void {
+    this.loseParent(rendition, reason);
     this.counters.parentChanges++;
     this.neighbors.get(parentId)?.pushGraceUntil.set(rendition, now + ENGINE_LIMITS.pushGraceMs);
     this.broadcastStatus();
@@ -1718,7 +1739,7 @@ export class Engine implements EngineApi {
       this.preemptedBy.set(r, { peerId: n.id, until: now + ENGINE_LIMITS.handoverMs });
     } else if (this.parents.get(r) === n.id) {
       this.preemptedBy.delete(r);
-      this.parentRevoked(r, n.id, now);
+      this.parentRevoked(r, n.id, now, `revoked (reason ${f.reason})`);
     }
     this.maintainParents();
   }
@@ -2022,7 +2043,21 @@ export class Engine implements EngineApi {
       announced: (i) => this.anyNeighborCanServe(load.ref, i),
       alone: !this.hasOpenNeighbor() && (this.hadNeighbor || now - this.createdAt >= ENGINE_LIMITS.joinGraceMs),
     });
-    if (pieces.length > 0) this.fetchPiecesHttp(load, entry, pieces);
+    if (pieces.length > 0) {
+      this.countHttpCause(load, late, pieces.length);
+      this.fetchPiecesHttp(load, entry, pieces);
+    }
+  }
+
+  /** Which state sent pieces to HTTP (debugStats): tells the simulator's and the bench's losses apart. */
+  private countHttpCause(load: PendingLoad, late: boolean, pieces: number): void {
+    const c = this.counters;
+    if (!late) { c.httpAlone += pieces; return; }
+    const id = this.parents.get(load.ref.rendition);
+    const p = id === undefined ? undefined : this.neighbors.get(id);
+    if (!p) c.httpNoParent += pieces;
+    else if (p.pushKey !== load.key) c.httpParentElsewhere += pieces;
+    else c.httpParentSlow += pieces;
   }
 
   /**
@@ -2117,6 +2152,7 @@ export class Engine implements EngineApi {
         return;
       }
       if (this.store.get(load.ref) !== entry) return; // evicted (the load ended)
+      this.counters.httpUnknown++;
       this.storePiece(load.ref, i, data, 'http', null);
     }
     this.runSchedule();

@@ -57,6 +57,14 @@ export const DEFAULT_STUN_TIMEOUT_MS = 2_000;
 const ABORT_LINGER_MS = 100;
 /** SCTP heartbeat interval once open (s; werift's default is 30): sent after RTO + this when idle. */
 export const HEARTBEAT_INTERVAL_S = 0.25;
+/**
+ * Receive buffer of werift's UDP sockets (SO_RCVBUF; the kernel caps it at net.core.rmem_max).
+ * With the default (~208 KiB, about 90 datagrams) a Node peer whose event loop is busy for a
+ * moment overflows it: the real swarm bench lost 0.3-0.9% of its datagrams that way
+ * (RcvbufErrors), and SCTP recovers a lost tail packet only after its retransmission timeout
+ * (at least 1 s in werift), by when a pushed piece is late.
+ */
+export const UDP_RECV_BUFFER_BYTES = 1 << 20;
 /** How often the selected pair is checked for received packets. */
 const WATCH_INTERVAL_MS = 500;
 /** Used only when a caller passes no ICE server at all (see the file comment). */
@@ -75,6 +83,8 @@ export interface WeriftTransportOptions {
   iceRestart?: IceRestartOptions;
   /** Extra werift options (tests: iceAdditionalHostAddresses, icePortRange, ...). */
   peerConfig?: Record<string, unknown>;
+  /** Receive buffer of the ICE sockets (bytes; 0 keeps the kernel's default). Default UDP_RECV_BUFFER_BYTES. */
+  udpRecvBufferBytes?: number;
 }
 
 export function effectiveIceServers(servers: IceServer[] | undefined): IceServer[] {
@@ -87,10 +97,12 @@ export function createWeriftTransport(opts: WeriftTransportOptions = {}): Transp
   const timeoutMs = opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
   const stunTimeoutMs = opts.stunTimeoutMs ?? DEFAULT_STUN_TIMEOUT_MS;
   const restart = iceRestartConfig(opts.iceRestart);
+  const recvBuffer = opts.udpRecvBufferBytes ?? UDP_RECV_BUFFER_BYTES;
+  if (!(Number.isInteger(recvBuffer) && recvBuffer >= 0)) throw new TypeError('udpRecvBufferBytes must be an integer >= 0');
   return {
     name: 'werift',
     connect(o: ConnectorOptions): PeerConnector {
-      return new WeriftConnector(o, log, timeoutMs, opts.peerConfig ?? {}, stunTimeoutMs, restart);
+      return new WeriftConnector(o, log, timeoutMs, opts.peerConfig ?? {}, stunTimeoutMs, restart, recvBuffer);
     },
   };
 }
@@ -103,7 +115,7 @@ interface IceConnectionInternals {
   onData?: { subscribe?: (fn: () => void) => { unSubscribe?: () => void } | undefined };
   localCandidatesStart?: boolean;
   remoteUsername?: string;
-  protocols?: Array<{ close?: () => Promise<unknown> | unknown }>;
+  protocols?: Array<{ close?: () => Promise<unknown> | unknown; transport?: { socket?: { setRecvBufferSize?: (n: number) => void } } }>;
   restart?: (...args: unknown[]) => unknown;
   __starlingRetire?: boolean;
 }
@@ -154,6 +166,7 @@ class WeriftConnector implements PeerConnector {
     peerConfig: Record<string, unknown>,
     private readonly stunTimeoutMs: number,
     private readonly restartCfg: ReturnType<typeof iceRestartConfig>,
+    private readonly recvBufferBytes: number,
   ) {
     this.remoteId = o.remoteId;
     this.pc = new RTCPeerConnection({
@@ -352,6 +365,7 @@ class WeriftConnector implements PeerConnector {
       },
       onEvent: (e) => this.onRestartEvent(e),
     });
+    enlargeRecvBuffers(this.pc, this.recvBufferBytes);
     if (this.restartCfg.maxAttempts > 0 || this.restartCfg.silenceMs > 0) this.startWatching();
     this.o.onLink(this.link);
   }
@@ -449,6 +463,7 @@ class WeriftConnector implements PeerConnector {
     if (this.link) this.link.connection = info;
     this.activity.lastRecvAt = Math.max(this.activity.lastRecvAt, performance.now()); // the silence clock starts over
     this.closeRetired();
+    enlargeRecvBuffers(this.pc, this.recvBufferBytes); // the restart gathered new sockets
     // werift leaves connectionState 'failed' after a consent expiry even once ICE works again.
     if (this.pc.connectionState === 'failed') {
       const sm = (this.pc as unknown as { secureManager?: { setConnectionState?: (s: string) => void } }).secureManager;
@@ -625,6 +640,20 @@ function iceConnections(pc: RTCPeerConnection): IceConnectionInternals[] {
     /* closed */
   }
   return out;
+}
+
+/** Sets the receive buffer of the ICE sockets werift opened (see UDP_RECV_BUFFER_BYTES); best effort. */
+function enlargeRecvBuffers(pc: RTCPeerConnection, bytes: number): void {
+  if (bytes <= 0) return;
+  for (const conn of iceConnections(pc)) {
+    for (const p of conn.protocols ?? []) {
+      try {
+        p.transport?.socket?.setRecvBufferSize?.(bytes);
+      } catch {
+        /* not bound, or closed: the kernel's default applies */
+      }
+    }
+  }
 }
 
 /** werift's selected (nominated) candidate pair object (null during a restart, until a new one is chosen). */

@@ -6,7 +6,8 @@
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { createSocket, type Socket } from 'node:dgram';
-import { createWeriftTransport } from '../../peer/transport/werift-transport.js';
+import { readFileSync } from 'node:fs';
+import { createWeriftTransport, UDP_RECV_BUFFER_BYTES } from '../../peer/transport/werift-transport.js';
 import type { Link } from '../../peer/core/types.js';
 import type { IceServer, SignalData } from '../../peer/core/signaling.js';
 import type { PeerConnector } from '../../peer/transport/transport-api.js';
@@ -103,6 +104,12 @@ function startStunResponder(port: number): Promise<Socket> {
   return new Promise((resolve) => sock.bind(port, '0.0.0.0', () => resolve(sock)));
 }
 
+/** The UDP sockets of a werift connector's ICE connection (werift 0.24 internals, as the transport reads them). */
+function iceSockets(connector: PeerConnector): Socket[] {
+  const pc = (connector as unknown as { pc: { iceTransports: Array<{ connection?: { protocols?: Array<{ transport?: { socket?: Socket } }> } }> } }).pc;
+  return pc.iceTransports.flatMap((t) => (t.connection?.protocols ?? []).map((p) => p.transport?.socket).filter((s): s is Socket => !!s));
+}
+
 function udpHandles(): number {
   return process.getActiveResourcesInfo().filter((r) => r === 'UDPWrap').length;
 }
@@ -140,6 +147,14 @@ describe.skipIf(!inNetns)('werift transport (inside the network namespace)', () 
     const { a, b, la, lb } = await timedSetup([{ urls: 'stun:127.0.0.1:3479' }], 'STUN answers');
     expect(la.remoteId).toBe('peer-b');
     expect(lb.remoteId).toBe('peer-a');
+    // werift's ICE sockets got the larger receive buffer (Linux reports twice what was set, capped
+    // at net.core.rmem_max): the default overflowed under load in the swarm bench
+    const rmemMax = Number(readFileSync('/proc/sys/net/core/rmem_max', 'utf8'));
+    for (const side of [a, b]) {
+      const sizes = iceSockets(side.connector).map((s) => s.getRecvBufferSize());
+      expect(sizes.length).toBeGreaterThan(0);
+      for (const size of sizes) expect(size).toBeGreaterThanOrEqual(2 * Math.min(UDP_RECV_BUFFER_BYTES, rmemMax));
+    }
 
     const FRAME = 16 * 1024;
     const COUNT = 128; // 2 MiB

@@ -278,6 +278,9 @@ describe('Engine: HTTP fallback', () => {
     v.tick();
     await env.net.settle();
     expect(http.ranges.map((q) => [q.start, q.end])).toEqual([[2 * 1024, x.data.length]]);
+    // counted by cause: late, and no parent feeds this rendition
+    const pieces = x.manifest.pieceHashes.length - 2;
+    expect(v.debugStats()).toMatchObject({ httpNoParent: pieces, httpParentSlow: 0, httpParentElsewhere: 0, httpAlone: 0, httpUnknown: 0 });
     // the neighbor is told while the range is still on its way: it need not upload them
     const cancelled = f.of('cancel').map((c) => c.index).sort((a, b) => a - b);
     expect(cancelled).toEqual([...requested].filter((i) => i >= 2).sort((a, b) => a - b));
@@ -318,6 +321,10 @@ describe('Engine: HTTP fallback', () => {
     expect(equalBytes(r2.data, y.data)).toBe(true);
     expect(http.bodies).toEqual([x.ref]);
     expect(http.ranges.map((q) => [q.start, q.end])).toEqual([[0, y.data.length]]);
+    // by cause: the first segment whole (unknown when due), the second fetched alone
+    expect(v.debugStats()).toMatchObject({
+      httpUnknown: x.manifest.pieceHashes.length, httpAlone: y.manifest.pieceHashes.length, httpNoParent: 0, httpParentSlow: 0, httpParentElsewhere: 0,
+    });
   });
 
   it('a whole segment that fails falls back to ranges; one that is corrupt fails the load and counts', async () => {

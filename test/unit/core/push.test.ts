@@ -235,6 +235,8 @@ describe('push-aware fallback', () => {
     }
     const r = await load;
     expect(r.bytesBySource.http).toBe(4 * 1024);
+    // both fetches were of a segment the parent was pushing: counted as a push too slow
+    expect(a.debugStats()).toMatchObject({ httpParentSlow: 4, httpNoParent: 0, httpParentElsewhere: 0, httpAlone: 0 });
     expect(r.completedAt).toBe(t0 + 2800);
     // each range was CANCELled at the parent as its fetch went out: the parent need not push it
     expect(p.of('cancel')).toEqual([
@@ -284,6 +286,7 @@ describe('upload slots', () => {
     gone.close();
     await run(1000, o, a, b, c);
     const second = c.links().parents[R];
+    expect(c.debugStats().parentLosses).toEqual({ 'closed: bye': 1 }); // the parent said goodbye
     expect(second).toBeDefined();
     expect(second).not.toBe(first);
     const x = seg(1);
