@@ -15,6 +15,7 @@
 import { performance } from 'node:perf_hooks';
 import { pino } from 'pino';
 import { startNodePeer, type NodePeer } from '../peer/node/node-peer.js';
+import { createWeriftTransport } from '../peer/transport/werift-transport.js';
 import { NodeHttpSource } from '../peer/node/http-source.js';
 import { computeDeadline } from '../player/src/p2p-loader.js';
 import { INIT_SEQ } from '../peer/core/types.js';
@@ -49,6 +50,8 @@ export interface WorkerSpec {
   /** The run lasts this long from its start (ms). */
   durationMs: number;
   viewers: ViewerSpec[];
+  /** werift socket receive buffer of the P2P viewers (bytes, 0: kernel default); absent: the transport's default. */
+  udpRecvBufferBytes?: number;
 }
 
 export interface ViewerResult {
@@ -150,6 +153,7 @@ class Player {
         log: pino({ level: process.env.STARLING_BENCH_LOG ?? 'error' }),
         peerId: this.v.id,
         engine: { uploadLimitKbps: this.v.capKbps },
+        ...(this.spec.udpRecvBufferBytes !== undefined ? { transport: createWeriftTransport({ udpRecvBufferBytes: this.spec.udpRecvBufferBytes }) } : {}),
       });
       if (this.peer.engine.neighborStats().length > 0) this.firstNeighborAt = this.now();
       else {

@@ -20,7 +20,11 @@
  * (the tracker's default), off (peers choose parents locally only), or both, one after the other
  * for each N, in one table (each run with its own HTTP-only baseline).
  *
- *   bash test/netns.sh npx tsx bench/swarm.ts [--sizes 10,25,50] [--seconds 180] [--join 30] [--optimizer on|off|both]
+ * `--udp-recv-buffer BYTES`: the viewers' werift socket receive buffer (0: the kernel's default;
+ * default: the transport's UDP_RECV_BUFFER_BYTES). Each P2P line of JSON has the namespace's UDP
+ * datagrams and RcvbufErrors (dropped for a full socket buffer) over the run.
+ *
+ *   bash test/netns.sh npx tsx bench/swarm.ts [--sizes 10,25,50] [--seconds 180] [--join 30] [--optimizer on|off|both] [--udp-recv-buffer BYTES]
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -41,8 +45,14 @@ const { values } = parseArgs({
     join: { type: 'string', default: '30' },
     workers: { type: 'string', default: '2' },
     optimizer: { type: 'string', default: 'on' },
+    'udp-recv-buffer': { type: 'string' },
   },
 });
+const udpRecvBufferBytes = values['udp-recv-buffer'] === undefined ? undefined : Number(values['udp-recv-buffer']);
+if (udpRecvBufferBytes !== undefined && !(Number.isInteger(udpRecvBufferBytes) && udpRecvBufferBytes >= 0)) {
+  console.error(`--udp-recv-buffer must be an integer >= 0 (got ${values['udp-recv-buffer']})`);
+  process.exit(2);
+}
 if (!['on', 'off', 'both'].includes(values.optimizer)) {
   console.error(`--optimizer must be on, off or both (got ${values.optimizer})`);
   process.exit(2);
@@ -201,7 +211,7 @@ async function runSize(n: number, optimizer: boolean): Promise<{
     }
     const base = {
       trackerUrl: tracker.wsUrls[0], originUrl: origin.url, channel, publicKeyHex: Buffer.from(origin.publicKey).toString('hex'),
-      segmentMs, durationMs: seconds * 1000,
+      segmentMs, durationMs: seconds * 1000, ...(udpRecvBufferBytes !== undefined ? { udpRecvBufferBytes } : {}),
     };
     // each mode dealt round-robin on its own: dealing the alternating list would put every werift
     // viewer in one process (one saturated JS thread) and every HTTP viewer in the other
