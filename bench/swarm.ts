@@ -21,7 +21,7 @@
  * for each N, in one table (each run with its own HTTP-only baseline).
  *
  * `--udp-recv-buffer BYTES`: the viewers' werift socket receive buffer (0: the kernel's default;
- * default: the transport's UDP_RECV_BUFFER_BYTES). Each P2P line of JSON has the namespace's UDP
+ * default: the transport's UDP_RECV_BUFFER_BYTES, also 0). Each P2P line of JSON has the namespace's UDP
  * datagrams and RcvbufErrors (dropped for a full socket buffer) over the run.
  *
  *   bash test/netns.sh npx tsx bench/swarm.ts [--sizes 10,25,50] [--seconds 180] [--join 30] [--optimizer on|off|both] [--udp-recv-buffer BYTES]

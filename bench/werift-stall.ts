@@ -1,7 +1,7 @@
 /**
- * A werift receiver whose event loop stalls, with and without the larger UDP receive buffer
- * (peer/transport/werift-transport.ts UDP_RECV_BUFFER_BYTES), in one run: what the swarm bench's
- * saturated worker processes do to every peer, isolated.
+ * A werift receiver whose event loop stalls, with the kernel's UDP receive buffer and with a
+ * 1 MiB one (peer/transport/werift-transport.ts, option udpRecvBufferBytes), in one run: what the
+ * swarm bench's saturated worker processes do to every peer, isolated.
  *
  * The sender (this process) pushes 16 KiB frames at a steady rate over a werift data channel, as
  * a parent pushes pieces; the receiver (a child process, its own event loop) busy-waits
@@ -22,12 +22,13 @@ import { performance } from 'node:perf_hooks';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
-import { createWeriftTransport, UDP_RECV_BUFFER_BYTES } from '../peer/transport/werift-transport.js';
+import { createWeriftTransport } from '../peer/transport/werift-transport.js';
 import type { SignalData } from '../peer/core/signaling.js';
 import type { Link } from '../peer/core/types.js';
 import { udpCounters, udpDelta } from './udp-counters.js';
 
 const FRAME_BYTES = 16 * 1024;
+const LARGE_BUFFER_BYTES = 1 << 20;
 
 interface ReceiverSpec { recvBuffer: number; stallMs: number; periodMs: number }
 type ToReceiver = { signal: SignalData } | { stop: true };
@@ -163,7 +164,7 @@ async function main(): Promise<void> {
   const rows: string[] = [];
   // alternate the settings, so that a change in the machine's speed hits both alike
   for (let r = 0; r < rounds; r++) {
-    for (const buf of [0, UDP_RECV_BUFFER_BYTES]) {
+    for (const buf of [0, LARGE_BUFFER_BYTES]) {
       const t = await trial(buf, o);
       console.log(JSON.stringify(t));
       rows.push(`| ${buf === 0 ? 'kernel default' : `${buf / 1024} KiB`} | ${t.sent} / ${t.skipped} | ${t.received} | ${t.drops} | ` +

@@ -58,13 +58,15 @@ const ABORT_LINGER_MS = 100;
 /** SCTP heartbeat interval once open (s; werift's default is 30): sent after RTO + this when idle. */
 export const HEARTBEAT_INTERVAL_S = 0.25;
 /**
- * Receive buffer of werift's UDP sockets (SO_RCVBUF; the kernel caps it at net.core.rmem_max).
- * With the default (~208 KiB, about 90 datagrams) a Node peer whose event loop is busy for a
- * moment overflows it: the real swarm bench lost 0.3-0.9% of its datagrams that way
- * (RcvbufErrors), and SCTP recovers a lost tail packet only after its retransmission timeout
- * (at least 1 s in werift), by when a pushed piece is late.
+ * Receive buffer of werift's UDP sockets by default: 0, the kernel's (net.core.rmem_default,
+ * ~208 KiB, about 90 datagrams). A Node peer whose event loop is busy overflows it (the swarm
+ * bench: 0.1-0.4% of datagrams dropped, RcvbufErrors). A 1 MiB buffer removed the drops but did
+ * not help there: 2 of its 4 runs collapsed (the HTTP-only viewers in the same processes stalled
+ * too), none of 5 with the default. Perhaps bufferbloat (drops are how SCTP's congestion control
+ * learns that a receiver falls behind), perhaps the machine; not proven either way, so the
+ * kernel's default stays (bench/RESULTS.md, session 15). `udpRecvBufferBytes` sets another size.
  */
-export const UDP_RECV_BUFFER_BYTES = 1 << 20;
+export const UDP_RECV_BUFFER_BYTES = 0;
 /** How often the selected pair is checked for received packets. */
 const WATCH_INTERVAL_MS = 500;
 /** Used only when a caller passes no ICE server at all (see the file comment). */
@@ -83,7 +85,7 @@ export interface WeriftTransportOptions {
   iceRestart?: IceRestartOptions;
   /** Extra werift options (tests: iceAdditionalHostAddresses, icePortRange, ...). */
   peerConfig?: Record<string, unknown>;
-  /** Receive buffer of the ICE sockets (bytes; 0 keeps the kernel's default). Default UDP_RECV_BUFFER_BYTES. */
+  /** Receive buffer of the ICE sockets (bytes, capped by net.core.rmem_max; 0 keeps the kernel's default). Default UDP_RECV_BUFFER_BYTES (0). */
   udpRecvBufferBytes?: number;
 }
 
@@ -642,7 +644,7 @@ function iceConnections(pc: RTCPeerConnection): IceConnectionInternals[] {
   return out;
 }
 
-/** Sets the receive buffer of the ICE sockets werift opened (see UDP_RECV_BUFFER_BYTES); best effort. */
+/** Sets the receive buffer of the ICE sockets werift opened (udpRecvBufferBytes > 0); best effort. */
 function enlargeRecvBuffers(pc: RTCPeerConnection, bytes: number): void {
   if (bytes <= 0) return;
   for (const conn of iceConnections(pc)) {

@@ -7,7 +7,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { createSocket, type Socket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
-import { createWeriftTransport, UDP_RECV_BUFFER_BYTES } from '../../peer/transport/werift-transport.js';
+import { createWeriftTransport } from '../../peer/transport/werift-transport.js';
 import type { Link } from '../../peer/core/types.js';
 import type { IceServer, SignalData } from '../../peer/core/signaling.js';
 import type { PeerConnector } from '../../peer/transport/transport-api.js';
@@ -20,8 +20,10 @@ interface Side {
 }
 
 /** Connects A (initiator) and B through an async relay that preserves order, like the tracker. */
+const RECV_BUFFER_BYTES = 1 << 20;
+
 function connectPair(iceServers: IceServer[], timeoutMs = 15_000): { a: Side; b: Side; signals: number[] } {
-  const transport = createWeriftTransport({ connectTimeoutMs: timeoutMs });
+  const transport = createWeriftTransport({ connectTimeoutMs: timeoutMs, udpRecvBufferBytes: RECV_BUFFER_BYTES });
   const signals = [0, 0];
   let b: PeerConnector | null = null;
   const toB: SignalData[] = [];
@@ -147,13 +149,13 @@ describe.skipIf(!inNetns)('werift transport (inside the network namespace)', () 
     const { a, b, la, lb } = await timedSetup([{ urls: 'stun:127.0.0.1:3479' }], 'STUN answers');
     expect(la.remoteId).toBe('peer-b');
     expect(lb.remoteId).toBe('peer-a');
-    // werift's ICE sockets got the larger receive buffer (Linux reports twice what was set, capped
-    // at net.core.rmem_max): the default overflowed under load in the swarm bench
+    // werift's ICE sockets got the receive buffer asked for (udpRecvBufferBytes; Linux reports
+    // twice what was set, capped at net.core.rmem_max)
     const rmemMax = Number(readFileSync('/proc/sys/net/core/rmem_max', 'utf8'));
     for (const side of [a, b]) {
       const sizes = iceSockets(side.connector).map((s) => s.getRecvBufferSize());
       expect(sizes.length).toBeGreaterThan(0);
-      for (const size of sizes) expect(size).toBeGreaterThanOrEqual(2 * Math.min(UDP_RECV_BUFFER_BYTES, rmemMax));
+      for (const size of sizes) expect(size).toBeGreaterThanOrEqual(2 * Math.min(RECV_BUFFER_BYTES, rmemMax));
     }
 
     const FRAME = 16 * 1024;
