@@ -120,7 +120,8 @@ async function trial(recvBuffer: number, o: { seconds: number; rate: number; sta
     const timer = setInterval(() => {
       const due = Math.min(o.seconds * o.rate, Math.floor(((performance.now() - start) / 1000) * o.rate));
       while (sent + skipped < due) {
-        // a parent's engine stops at 64 KiB buffered per channel (ENGINE_DEFAULTS.maxBufferedBytes)
+        // the backlog is bounded, as a pushing parent's is (the engine stops at
+        // ENGINE_DEFAULTS.maxBufferedBytes per channel; 256 KiB here): a frame due while it is full is skipped
         if (link.bufferedAmount > 256 * 1024) { skipped++; continue; }
         view.setUint32(0, sent);
         view.setFloat64(4, wallMs());

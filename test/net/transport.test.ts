@@ -19,9 +19,10 @@ interface Side {
   link: Promise<Link>;
 }
 
-/** Connects A (initiator) and B through an async relay that preserves order, like the tracker. */
+/** A receive buffer other than the kernel's default, to check that udpRecvBufferBytes reaches werift's sockets. */
 const RECV_BUFFER_BYTES = 1 << 20;
 
+/** Connects A (initiator) and B through an async relay that preserves order, like the tracker. */
 function connectPair(iceServers: IceServer[], timeoutMs = 15_000): { a: Side; b: Side; signals: number[] } {
   const transport = createWeriftTransport({ connectTimeoutMs: timeoutMs, udpRecvBufferBytes: RECV_BUFFER_BYTES });
   const signals = [0, 0];
