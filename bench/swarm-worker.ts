@@ -54,7 +54,28 @@ export interface WorkerSpec {
   udpRecvBufferBytes?: number;
 }
 
-export interface ViewerResult {
+/** A viewer's engine counters (Engine.debugStats); bench/swarm.ts sums them per run. */
+export interface EngineCounters {
+  /** Pieces received twice (wasted upload somewhere). */
+  duplicatePieces: number;
+  /** Of the duplicates: pushed by a parent; held already from HTTP (the two overlap). */
+  duplicatePushes: number;
+  duplicatesOfHttp: number;
+  /** Answers that arrived after we cancelled the request or it timed out (not duplicates), request timeouts. */
+  latePieces: number;
+  requestTimeouts: number;
+  /** Pieces fetched over HTTP by the fallback's cause (debugStats http*). */
+  httpCauses: HttpCauses;
+  /** Parents lost, by why (debugStats parentLosses). */
+  parentLosses: Record<string, number>;
+  /** Pieces received by push. */
+  pushedPieces: number;
+  /** Neighbors closed for silence (no frame for ENGINE_LIMITS.silentNeighborMs), parent changes. */
+  silentNeighbors: number;
+  parentChanges: number;
+}
+
+export interface ViewerResult extends EngineCounters {
   id: string;
   mode: 'p2p' | 'http';
   rendition: string;
@@ -70,22 +91,6 @@ export interface ViewerResult {
   bytesFromOriginPeer: number;
   bytesFromHttp: number;
   bytesUploaded: number;
-  /** Pieces received twice (wasted upload somewhere), pieces received by push. */
-  duplicatePieces: number;
-  /** Of the duplicates: pushed by a parent; held already from HTTP (the two overlap). */
-  duplicatePushes: number;
-  duplicatesOfHttp: number;
-  /** Answers that arrived after we cancelled the request or it timed out (not duplicates), request timeouts. */
-  latePieces: number;
-  requestTimeouts: number;
-  /** Pieces fetched over HTTP by the fallback's cause (engine debugStats http*). */
-  httpCauses: HttpCauses;
-  /** Parents lost, by why (engine debugStats parentLosses). */
-  parentLosses: Record<string, number>;
-  pushedPieces: number;
-  /** Neighbors closed for silence (no frame for ENGINE_LIMITS.silentNeighborMs), parent changes. */
-  silentNeighbors: number;
-  parentChanges: number;
   /** Fed by an upload link in its rendition at the end. */
   hasParent: boolean;
   /** From joining to the first open neighbor (ms); null if none opened. */

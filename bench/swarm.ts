@@ -36,7 +36,7 @@ import { launchTracker } from '../tracker/launch.js';
 import { startOrigin } from '../server/origin.js';
 import { ENGINE_DEFAULTS } from '../peer/core/engine.js';
 import { udpCounters, udpDelta, type UdpCounters } from './udp-counters.js';
-import type { HttpCauses, ViewerResult, ViewerSpec, WorkerSpec } from './swarm-worker.js';
+import type { EngineCounters, ViewerResult, ViewerSpec, WorkerSpec } from './swarm-worker.js';
 
 const { values } = parseArgs({
   options: {
@@ -66,7 +66,8 @@ const CAPS = [300, 700, 1500, 3000];
 const root = join(import.meta.dirname, '..');
 const host = process.env.STARLING_NETNS_ADDR ?? '127.0.0.1';
 
-interface Summary {
+/** Per run: the viewers' engine counters summed (EngineCounters). */
+interface Summary extends EngineCounters {
   n: number;
   mode: 'p2p' | 'http';
   fromPeersPct: number;
@@ -81,20 +82,6 @@ interface Summary {
   mbPeers: number;
   mbOriginPeer: number;
   mbHttp: number;
-  duplicatePieces: number;
-  /** Of the duplicates: pushed by a parent; held already from HTTP (the two overlap). */
-  duplicatePushes: number;
-  duplicatesOfHttp: number;
-  /** Answers that arrived after we cancelled the request or it timed out (not duplicates), request timeouts. */
-  latePieces: number;
-  requestTimeouts: number;
-  /** Pieces fetched over HTTP by the fallback's cause, summed over the viewers. */
-  httpCauses: HttpCauses;
-  /** Parents lost, by why, summed over the viewers. */
-  parentLosses: Record<string, number>;
-  pushedPieces: number;
-  silentNeighbors: number;
-  parentChanges: number;
   fed: number;
   /** Median time from joining to the first open neighbor (ms), P2P only. */
   firstNeighborMs: number | null;
@@ -136,20 +123,19 @@ function summarize(n: number, mode: 'p2p' | 'http', rs: ViewerResult[], originPe
     mbPeers: +(sum((r) => r.bytesFromPeers) / 1e6).toFixed(1),
     mbOriginPeer: +(sum((r) => r.bytesFromOriginPeer) / 1e6).toFixed(1),
     mbHttp: +(sum((r) => r.bytesFromHttp) / 1e6).toFixed(1),
-    duplicatePieces: sum((r) => r.duplicatePieces ?? 0),
-    duplicatePushes: sum((r) => r.duplicatePushes ?? 0),
-    duplicatesOfHttp: sum((r) => r.duplicatesOfHttp ?? 0),
-    latePieces: sum((r) => r.latePieces ?? 0),
-    requestTimeouts: sum((r) => r.requestTimeouts ?? 0),
-    parentLosses: sumRecords(rs.map((r) => r.parentLosses ?? {})),
+    duplicatePieces: sum((r) => r.duplicatePieces),
+    duplicatePushes: sum((r) => r.duplicatePushes),
+    duplicatesOfHttp: sum((r) => r.duplicatesOfHttp),
+    latePieces: sum((r) => r.latePieces),
+    requestTimeouts: sum((r) => r.requestTimeouts),
+    parentLosses: sumRecords(rs.map((r) => r.parentLosses)),
     httpCauses: {
-      alone: sum((r) => r.httpCauses?.alone ?? 0), unknown: sum((r) => r.httpCauses?.unknown ?? 0),
-      noParent: sum((r) => r.httpCauses?.noParent ?? 0), parentElsewhere: sum((r) => r.httpCauses?.parentElsewhere ?? 0),
-      parentSlow: sum((r) => r.httpCauses?.parentSlow ?? 0),
+      alone: sum((r) => r.httpCauses.alone), unknown: sum((r) => r.httpCauses.unknown), noParent: sum((r) => r.httpCauses.noParent),
+      parentElsewhere: sum((r) => r.httpCauses.parentElsewhere), parentSlow: sum((r) => r.httpCauses.parentSlow),
     },
-    pushedPieces: sum((r) => r.pushedPieces ?? 0),
-    silentNeighbors: sum((r) => r.silentNeighbors ?? 0),
-    parentChanges: sum((r) => r.parentChanges ?? 0),
+    pushedPieces: sum((r) => r.pushedPieces),
+    silentNeighbors: sum((r) => r.silentNeighbors),
+    parentChanges: sum((r) => r.parentChanges),
     fed: rs.filter((r) => r.hasParent).length,
     firstNeighborMs: mode === 'p2p' ? median(rs.map((r) => r.firstNeighborMs).filter((x): x is number => x !== null)) : null,
     mbHttpStartup: +(sum((r) => r.startupHttpBytes ?? 0) / 1e6).toFixed(1),
