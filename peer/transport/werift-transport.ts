@@ -45,7 +45,7 @@ import { RTCPeerConnection, type RTCDataChannel } from 'werift';
 import type { Link, Logger } from '../core/types.js';
 import { silentLogger } from '../core/types.js';
 import type { IceServer, SignalData } from '../core/signaling.js';
-import { candidateType, type ConnectionInfo, type ConnectorOptions, type PeerConnector, type Transport } from './transport-api.js';
+import { type ConnectionInfo, type ConnectorOptions, type PeerConnector, type Transport } from './transport-api.js';
 import { IceRestarter, iceRestartConfig, sdpFingerprint, type IceRestartEvent, type IceRestartOptions } from './ice-restart.js';
 
 export const DATA_CHANNEL_LABEL = 'starling';
@@ -120,6 +120,16 @@ interface IceConnectionInternals {
   protocols?: Array<{ close?: () => Promise<unknown> | unknown; transport?: { socket?: { setRecvBufferSize?: (n: number) => void } } }>;
   restart?: (...args: unknown[]) => unknown;
   __starlingRetire?: boolean;
+  __starlingPreferDirect?: boolean;
+  checkComplete?: (pair: IcePairInternals) => void;
+  generation?: number;
+}
+/** werift 0.24's CandidatePair, as much of it as the transport reads. */
+interface IcePairInternals {
+  nominated?: boolean;
+  state?: number;
+  localCandidate?: { type?: unknown };
+  remoteCandidate?: { type?: unknown; generation?: number };
 }
 interface SctpInternals {
   setHeartbeatInterval?: (s: number) => void;
@@ -186,6 +196,7 @@ class WeriftConnector implements PeerConnector {
       throw err;
     }
     retireSocketsOnRestart(this.pc, this.retired);
+    preferDirectPath(this.pc);
     this.timer = setTimeout(() => {
       this.timer = null;
       this.fail('timeout');
@@ -357,8 +368,7 @@ class WeriftConnector implements PeerConnector {
     if (this.state !== 'connecting' || this.dc.readyState !== 'open') return;
     this.state = 'open';
     this.clearTimer();
-    this.link = new WeriftLink(this.remoteId, this.dc, () => this.close(), () => this.diagnostics());
-    this.link.connection = selectedPairInfo(this.pc);
+    this.link = new WeriftLink(this.remoteId, this.dc, () => this.close(), () => this.diagnostics(), () => selectedPairInfo(this.pc));
     this.restarter = new IceRestarter(this.restartCfg, this.o.initiator, {
       restart: (attempt) => this.sendRestartOffer(attempt),
       giveUp: () => {
@@ -691,6 +701,47 @@ function retireSocketsOnRestart(pc: RTCPeerConnection, retired: Array<{ close?: 
 }
 
 /**
+ * The two ends of a link on the same path, and a direct one whenever one works. werift's
+ * controlling agent nominates aggressively (USE-CANDIDATE on every check), and each agent sends on
+ * the first nominated pair that succeeded *on its side*; the orders differ, so one end can send
+ * through the TURN server while the other sends directly (seen in test/net/nat.test.ts between two
+ * full-cone NATs), paying for a relay nobody needs. RFC 5245's aggressive nomination has each agent
+ * use its best nominated pair instead: here an agent on a relayed pair moves to a direct pair as
+ * soon as one is nominated and has succeeded (same ICE generation), and both ends end up direct.
+ */
+function preferDirectPath(pc: RTCPeerConnection): void {
+  for (const conn of iceConnections(pc)) {
+    if (conn.__starlingPreferDirect || typeof conn.checkComplete !== 'function') continue;
+    const orig = conn.checkComplete;
+    conn.checkComplete = function (this: IceConnectionInternals, pair: IcePairInternals) {
+      orig.call(this, pair);
+      const current = this.nominated as IcePairInternals | undefined;
+      if (!current || pair === current || pair.nominated !== true || pair.state !== PAIR_SUCCEEDED) return;
+      if (!pairRelayed(current) || pairRelayed(pair) !== false) return;
+      const gen = pair.remoteCandidate?.generation;
+      if (gen !== undefined && gen !== this.generation) return;
+      this.nominated = pair; // werift sends on (and keeps consent on) whatever `nominated` is
+    };
+    conn.__starlingPreferDirect = true;
+  }
+}
+
+/** werift's CandidatePairState.SUCCEEDED. */
+const PAIR_SUCCEEDED = 3;
+
+/** Through a TURN relay (either candidate is one); undefined when werift's pair has no candidates. */
+function pairRelayed(pair: IcePairInternals): boolean | undefined {
+  try {
+    const l = pair.localCandidate?.type;
+    const r = pair.remoteCandidate?.type;
+    if (typeof l !== 'string' || typeof r !== 'string') return undefined;
+    return l === 'relay' || r === 'relay';
+  } catch {
+    return undefined; // werift's localCandidate getter throws once its protocol is gone
+  }
+}
+
+/**
  * Caps werift's wait for the STUN server during gathering (see stunTimeoutMs). Reaches into
  * werift's ICE connection (`getCandidatePromises(addresses, timeoutSeconds)`, werift 0.24);
  * if that shape is not there, werift's default applies.
@@ -718,23 +769,32 @@ function candidateInit(c: { candidate: string; sdpMid?: string | null; sdpMLineI
   return out;
 }
 
-/** Direct or relayed, from werift's selected (nominated) ICE candidate pair; undefined if none. */
+/**
+ * Direct or relayed, from the ICE agent's nominated candidate pair; undefined if it has none yet.
+ * Not werift's getSelectedCandidatePair(): without a nominated pair that returns the first pair
+ * whose check succeeded, which on the controlled side may be a relay pair the controlling side
+ * never chose (and then reports a direct link as relayed).
+ */
 export function selectedPairInfo(pc: RTCPeerConnection): ConnectionInfo | undefined {
   try {
-    const pair = pc.iceTransports[0]?.getSelectedCandidatePair();
+    const pair = nominatedPair(pc) as IcePairInternals | null;
     if (!pair) return undefined;
-    const local = candidateType(pair.local?.candidate);
-    const remote = candidateType(pair.remote?.candidate);
+    const local = typeName(pair.localCandidate?.type);
+    const remote = typeName(pair.remoteCandidate?.type);
     return { local, remote, relayed: local === 'relay' || remote === 'relay' };
   } catch {
-    return undefined;
+    return undefined; // werift's localCandidate getter throws once its protocol is gone
   }
+}
+
+function typeName(t: unknown): string {
+  return typeof t === 'string' && /^\w+$/.test(t) ? t : 'unknown';
 }
 
 /** The open data channel as a Link. Frames received before the engine set onMessage are queued. */
 class WeriftLink implements Link {
-  /** Selected candidate pair (see ConnectionInfo): when the channel opened, refreshed after an ICE restart. */
-  connection: ConnectionInfo | undefined;
+  /** The last pair known (see `connection`), kept while a restart has none nominated. */
+  private known: ConnectionInfo | undefined;
   private handler: ((frame: Uint8Array) => void) | null = null;
   private queue: Uint8Array[] = [];
   private isClosed = false;
@@ -748,6 +808,8 @@ class WeriftLink implements Link {
     private readonly closeConnection: () => void,
     /** The connection's SCTP/ICE state, for diagnosing a silent link. */
     readonly diagnostics: () => Record<string, unknown>,
+    /** The ICE agent's nominated pair now (undefined while it has none). */
+    private readonly nominatedInfo: () => ConnectionInfo | undefined,
   ) {
     // werift signals the crossing from inside SCTP's transmit path, which a send() may be on:
     // the engine's refill runs on its own turn, once per burst of crossings.
@@ -781,6 +843,21 @@ class WeriftLink implements Link {
 
   get bufferedAmount(): number {
     return this.dc.bufferedAmount;
+  }
+
+  /**
+   * The ICE agent's selected candidate pair (see ConnectionInfo), read when asked: the controlled
+   * side's channel can open before the controlling side's USE-CANDIDATE reached it, and an agent
+   * may move to a direct pair later (preferDirectPath). Undefined until one is known.
+   */
+  get connection(): ConnectionInfo | undefined {
+    const now = this.nominatedInfo();
+    if (now) this.known = now;
+    return this.known;
+  }
+
+  set connection(info: ConnectionInfo | undefined) {
+    this.known = info;
   }
 
   /** Link.relayed: through a TURN relay (undefined while the selected pair is unknown). */

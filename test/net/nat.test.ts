@@ -137,8 +137,13 @@ describe.skipIf(unavailable !== null)('NAT traversal on real NATs (network names
         a.proc.send({ cmd: 'connect', to: b.peerId, id: n });
         const ev = await a.proc.wait((e) => (e.ev === 'echo' || e.ev === 'failed') && e.id === n, 30_000, `pair ${n}`);
         const link = a.proc.events.find((e) => e.ev === 'link' && e.id === n);
-        const bLink = await b.proc.wait((e) => e.ev === 'link' && e.remote === a.peerId, 5000, 'link at B').catch(() => null);
-        const relayed = Boolean((link?.info as { relayed?: boolean } | null)?.relayed || (bLink?.info as { relayed?: boolean } | null)?.relayed);
+        // Each end's path once the echo ran (an agent may move off the pair it opened on).
+        const bPath = await b.proc.wait((e) => e.ev === 'path' && e.remote === a.peerId, 5000, 'path at B').catch(() => null);
+        const aRelayed = (ev.info as { relayed?: boolean } | null | undefined)?.relayed;
+        const bRelayed = (bPath?.info as { relayed?: boolean } | null | undefined)?.relayed;
+        // both ends send on the same kind of path (never one direct and one through TURN)
+        if (ev.ev === 'echo') expect(bRelayed, `${a.site.name}<->${b.site.name}: both ends on the same path`).toBe(aRelayed);
+        const relayed = Boolean(aRelayed || bRelayed);
         const result = ev.ev === 'failed' || ev.ok !== true ? 'failed' : relayed ? 'relay' : 'direct';
         const row: MatrixRow = {
           a: a.site.name, b: b.site.name, aNat: a.nat, bNat: b.nat, result,

@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { createWeriftTransport } from '../../peer/transport/werift-transport.js';
 import type { Link } from '../../peer/core/types.js';
 import type { IceServer, SignalData } from '../../peer/core/signaling.js';
-import type { PeerConnector } from '../../peer/transport/transport-api.js';
+import { connectionInfoOf, type PeerConnector } from '../../peer/transport/transport-api.js';
 
 const inNetns = process.env.STARLING_IN_NETNS === '1';
 
@@ -197,6 +197,12 @@ describe.skipIf(!inNetns)('werift transport (inside the network namespace)', () 
     const ms = performance.now() - t1;
     console.log(`[transport] 2 MiB in ${ms.toFixed(0)} ms (${(2 / (ms / 1000)).toFixed(1)} MiB/s)`);
     for (let i = 0; i < COUNT; i++) expect(Buffer.compare(received[i], pattern(i, FRAME))).toBe(0);
+    // By now both ICE agents hold the nominated pair, and both Links name it: direct on loopback
+    // (werift's own getSelectedCandidatePair may name another succeeded pair on the controlled side).
+    for (const l of [la, lb]) {
+      expect(connectionInfoOf(l), `${l.remoteId}'s end`).toMatchObject({ relayed: false });
+      expect(l.relayed).toBe(false);
+    }
 
     // Reverse direction works too.
     const back = new Promise<Uint8Array>((resolve) => (la.onMessage = resolve));

@@ -6,7 +6,8 @@
  * tracker's matrix channel with plain signaling; then:
  *   {"cmd":"connect","to":PEERID,"id":N}  connect to another lab peer; reports {"ev":"link"} with
  *                                        the selected candidate pair, then echoes 256 KiB through
- *                                        it ({"ev":"echo"}).
+ *                                        it ({"ev":"echo"}, with the pair then); the remote end
+ *                                        reports its pair after echoing ({"ev":"path"}).
  *   {"cmd":"connect",...,"mode":"pump","intervalMs":20}  instead keeps the link open and sends a
  *                                        numbered 1000-byte frame every intervalMs, which the
  *                                        remote echoes; {"cmd":"pump-stats","to":PEERID} reports
@@ -112,13 +113,19 @@ async function main(): Promise<void> {
         got.push(f.slice());
         if (got.length === FRAMES) {
           const ok = got.every((g, i) => Buffer.compare(g, pattern(16384, i + 1)) === 0);
-          emit('echo', { id: c?.id, remote, ok, ms: Math.round(performance.now() - (c?.started ?? 0)) });
+          emit('echo', { id: c?.id, remote, ok, ms: Math.round(performance.now() - (c?.started ?? 0)), info: connectionInfoOf(link) ?? null });
           link.close();
         }
       };
       for (let i = 0; i < FRAMES; i++) link.send(pattern(16384, i + 1));
     } else {
-      link.onMessage = (f) => link.send(f);
+      let echoed = 0;
+      link.onMessage = (f) => {
+        link.send(f);
+        // the path this end sends on once the exchange is under way (its ICE agent may have
+        // moved off the pair it had when the channel opened)
+        if (++echoed === FRAMES) emit('path', { remote, info: connectionInfoOf(link) ?? null });
+      };
     }
   };
   const open = (remote: string, initiator: boolean, id: number, mode?: string, intervalMs?: number) => {
