@@ -195,6 +195,63 @@ describe('CANCEL of pushes', () => {
   });
 });
 
+describe('answers while feeding children', () => {
+  /** The engine's side of q's link counts what it sends as buffered until the test drains it. */
+  function buffering(q: RawPeer) {
+    const l = q.link.peer;
+    const send = l.send.bind(l);
+    l.send = (f: Uint8Array) => { send(f); l.bufferedAmount += f.length; };
+    return l;
+  }
+
+  it('a peer that feeds a child answers requests one piece at a time; one without children fills every channel', async () => {
+    const o = origin();
+    const a = viewer('viewer-a');
+    const b = viewer('viewer-b');
+    env.net.connect(o, a);
+    env.net.connect(a, b);
+    a.setPlaybackPosition({ rendition: R, seq: 0 });
+    b.setPlaybackPosition({ rendition: R, seq: 0 });
+    const x = seg(0); // 8 pieces of 1 KiB
+    publish(o, x);
+    await run(500, o, a, b);
+    expect(a.links().children).toEqual([{ peerId: 'viewer-b', rendition: R }]);
+    expect(b.links().children).toEqual([]);
+    expect(a.hasSegment(x.ref) && b.hasSegment(x.ref)).toBe(true);
+
+    const asked = async (e: Engine) => {
+      const q1 = new RawPeer(env.net, `asker-1-${e.peerId}`, e);
+      const q2 = new RawPeer(env.net, `asker-2-${e.peerId}`, e);
+      q1.hello('browser');
+      q2.hello('browser');
+      await env.net.settle();
+      const links = [buffering(q1), buffering(q2)];
+      q1.send({ type: 'request', rendition: R, seq: 0, index: 0, count: 4 });
+      q2.send({ type: 'request', rendition: R, seq: 0, index: 4, count: 4 });
+      await env.net.settle();
+      const answered = () => q1.of('piece').length + q2.of('piece').length;
+      const first = answered();
+      const drain = async () => {
+        for (const l of links) l.bufferedAmount = 0;
+        e.tick();
+        await env.net.settle();
+      };
+      await drain();
+      const second = answered();
+      for (let i = 0; i < 10; i++) await drain();
+      return { first, second, q1: q1.of('piece').map((f) => f.index), q2: q2.of('piece').map((f) => f.index) };
+    };
+    // a feeds b: one answer in flight at a time, the next once the channel has sent it
+    const feeding = await asked(a);
+    expect(feeding).toMatchObject({ first: 1, second: 2 });
+    expect([feeding.q1, feeding.q2]).toEqual([[0, 1, 2, 3], [4, 5, 6, 7]]);
+    // b feeds nobody: every request answered at once, up to the channels' buffer limit
+    const leaf = await asked(b);
+    expect(leaf).toMatchObject({ first: 8, second: 8 });
+    expect(sumRejected(a) + sumRejected(b)).toBe(0);
+  });
+});
+
 describe('push-aware fallback', () => {
   it('waits for what the push delivers in time, until one measured HTTP fetch before the deadline; then fetches the rest', async () => {
     const x = makeSegment(key, { rendition: R, seq: 4 }, 10 * 1024, 1024); // 10 pieces
