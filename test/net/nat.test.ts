@@ -135,7 +135,11 @@ describe.skipIf(unavailable !== null)('NAT traversal on real NATs (network names
         const b = peers.get(names[j])!;
         const n = ++id;
         a.proc.send({ cmd: 'connect', to: b.peerId, id: n });
-        const ev = await a.proc.wait((e) => (e.ev === 'echo' || e.ev === 'failed') && e.id === n, 30_000, `pair ${n}`);
+        const ev = await a.proc.wait((e) => (e.ev === 'echo' || e.ev === 'failed') && e.id === n, 30_000, `pair ${n}`).catch((err) => {
+          // what each end last reported (a link that opened without an echo, ICE events), for the next look
+          console.log(`[nat] pair ${n} ${a.site.name}<->${b.site.name} stuck; ${a.site.name}: ${JSON.stringify(a.proc.events.slice(-6))}; ${b.site.name}: ${JSON.stringify(b.proc.events.slice(-6))}`);
+          throw err;
+        });
         const link = a.proc.events.find((e) => e.ev === 'link' && e.id === n);
         // Each end's path once the echo ran (an agent may move off the pair it opened on).
         const bPath = await b.proc.wait((e) => e.ev === 'path' && e.remote === a.peerId, 5000, 'path at B').catch(() => null);
