@@ -770,10 +770,10 @@ function candidateInit(c: { candidate: string; sdpMid?: string | null; sdpMLineI
 }
 
 /**
- * Direct or relayed, from the ICE agent's nominated candidate pair; undefined if it has none yet.
- * Not werift's getSelectedCandidatePair(): without a nominated pair that returns the first pair
- * whose check succeeded, which on the controlled side may be a relay pair the controlling side
- * never chose (and then reports a direct link as relayed).
+ * Direct or relayed, from the pair the ICE agent sends on (its `nominated`); undefined while it
+ * has none. Not werift's getSelectedCandidatePair(): that names the first pair of its list that
+ * carries the nominated flag (several do: werift nominates aggressively) or, before any does, the
+ * first that succeeded; not necessarily the pair in use.
  */
 export function selectedPairInfo(pc: RTCPeerConnection): ConnectionInfo | undefined {
   try {
