@@ -197,8 +197,7 @@ describe.skipIf(!inNetns)('werift transport (inside the network namespace)', () 
     const ms = performance.now() - t1;
     console.log(`[transport] 2 MiB in ${ms.toFixed(0)} ms (${(2 / (ms / 1000)).toFixed(1)} MiB/s)`);
     for (let i = 0; i < COUNT; i++) expect(Buffer.compare(received[i], pattern(i, FRAME))).toBe(0);
-    // By now both ICE agents hold the nominated pair, and both Links name it: direct on loopback
-    // (werift's own getSelectedCandidatePair may name another succeeded pair on the controlled side).
+    // By now both ICE agents send on a nominated pair, and both Links name it: direct on loopback.
     for (const l of [la, lb]) {
       expect(connectionInfoOf(l), `${l.remoteId}'s end`).toMatchObject({ relayed: false });
       expect(l.relayed).toBe(false);
