@@ -162,13 +162,15 @@ export class Network {
     for (const f of n.active) if (f.headF < minF) minF = f.headF;
     const dt = ((minF - n.V) * n.active.length) / n.upBpms;
     // never schedule at `now` again: below a nanosecond the clock's resolution would stall progress
-    this.q.at(this.q.now + (dt > MIN_STEP_MS ? dt : MIN_STEP_MS), Network.onUplink as (a: unknown, b: unknown) => void, this, [n, n.gen]);
+    this.q.at(this.q.now + (dt > MIN_STEP_MS ? dt : MIN_STEP_MS), this.uplinkEvent, n, n.gen);
   }
 
-  private static onUplink(this: void, self: unknown, arg: unknown): void {
-    const net = self as Network;
-    const [n, gen] = arg as [SimNode, number];
+  /** The uplink event, bound once: (node, generation) travel as the event's two arguments, no tuple per event. */
+  private readonly uplinkEvent = (node: unknown, generation: unknown): void => this.onUplink(node as SimNode, generation as number);
+
+  private onUplink(n: SimNode, gen: number): void {
     if (gen !== n.gen) return;
+    const net = this;
     net.advance(n);
     // what MIN_STEP_MS of service is worth, so a flow due within the clock's resolution completes
     const eps = 1e-9 * n.V + 1e-6 + (2 * MIN_STEP_MS * n.upBpms) / Math.max(1, n.active.length);
@@ -201,7 +203,10 @@ export class Network {
   private complete(f: Flow): void {
     const item = f.q[f.qHead];
     f.q[f.qHead++] = undefined as unknown as Item;
-    if (f.qHead > 256 && f.qHead * 2 > f.q.length) { f.q = f.q.slice(f.qHead); f.qHead = 0; }
+    // A drained queue lets go of its array: a channel's queue grows to hundreds of slots in a
+    // burst and then idles; kept, those emptied slots were a quarter of the simulator's heap.
+    if (f.qHead === f.q.length) { f.q.length = 0; f.qHead = 0; }
+    else if (f.qHead > 256 && f.qHead * 2 > f.q.length) { f.q = f.q.slice(f.qHead); f.qHead = 0; }
     const wasAbove = f.queuedReal > f.lowThreshold;
     f.queuedReal -= item.real;
     // deferred to its own event: the engine refilling from inside the uplink loop would re-enter it

@@ -346,6 +346,8 @@ export class Engine implements EngineApi {
   private readonly store: SegmentStore;
   private readonly requests = new RequestTracker();
   private readonly neighbors = new Map<string, Neighbor>();
+  /** The neighbors as an array for pumpAll's rotation; rebuilt after a neighbor comes or goes (a fresh copy per pump was garbage on every piece). */
+  private neighborArray: Neighbor[] | null = null;
   private readonly banned = new Set<string>();
   private readonly loads = new Map<string, PendingLoad>();
   private readonly handlers = new Map<keyof EngineEvents, Set<(e: never) => void>>();
@@ -461,6 +463,7 @@ export class Engine implements EngineApi {
       pushKey: '', pushAt: 0, pushGapMs: 0,
     };
     this.neighbors.set(n.id, n);
+    this.neighborArray = null;
     link.onClose = () => this.closeNeighbor(n, 'link closed');
     link.lowThreshold = this.maxBufferedBytes / 2;
     link.onLow = () => { if (n.state === 'open') this.pumpAll(); };
@@ -794,7 +797,7 @@ export class Engine implements EngineApi {
     n.link.onClose = null;
     n.link.onLow = null;
     try { n.link.close(); } catch { /* already closed */ }
-    if (this.neighbors.get(n.id) === n) this.neighbors.delete(n.id);
+    if (this.neighbors.get(n.id) === n) { this.neighbors.delete(n.id); this.neighborArray = null; }
     n.queue.length = 0;
     n.pushQueue.length = 0;
     this.requests.removeNeighbor(n.id);
@@ -1182,14 +1185,14 @@ export class Engine implements EngineApi {
    */
   private forwardPiece(entry: SegmentEntry, index: number): void {
     const ref = entry.ref;
-    const pushedTo = new Set<string>();
+    let pushedTo: string[] | null = null; // a few children at most; allocated only when pushing
     if (this.pushEnabled) {
       for (const id of this.pushTargets(ref.rendition)) {
         const c = this.neighbors.get(id);
         if (!c || c.state !== 'open' || this.neighborHas(c, ref, index) || requested(c, ref, index)) continue;
         if (!this.sendManifest(c, entry)) continue;
         c.pushQueue.push({ ref, index });
-        pushedTo.add(id);
+        (pushedTo ??= []).push(id);
       }
     }
     // A segment's first piece and its completion are announced at once (neighbors learn of new
@@ -1198,7 +1201,7 @@ export class Engine implements EngineApi {
     const complete = entry.held === entry.pieces.length;
     const now = entry.held === 1 || complete;
     for (const n of this.neighbors.values()) {
-      if (n.state !== 'open' || pushedTo.has(n.id)) continue;
+      if (n.state !== 'open' || pushedTo?.includes(n.id)) continue;
       // Neighbors that hold no piece of this rendition (they play another) learn of completed
       // segments only, enough to fetch one if they switch (progress to them was 41% of all
       // HAVEs in the simulated two-rendition swarm bench, bench-50-3min).
@@ -1207,7 +1210,7 @@ export class Engine implements EngineApi {
       if (!now) n.haveDue.set(entry.key, entry);
       else if (!this.holdsAllWeHave(n, entry)) this.announceTo(n, entry);
     }
-    if (pushedTo.size > 0) this.pumpAll();
+    if (pushedTo) this.pumpAll();
   }
 
   /** Sends the coalesced HAVEs (one per neighbor and segment with unannounced progress). */
@@ -1250,7 +1253,7 @@ export class Engine implements EngineApi {
       remember(n.knowsManifest, e.key, ENGINE_LIMITS.maxHaveEntries);
     }
     n.haveDue.delete(e.key);
-    if (!this.send(n, { type: 'have', rendition: e.ref.rendition, seq: e.ref.seq, pieceCount: e.pieces.length, bitfield: e.bitfield.slice() })) return;
+    if (!this.send(n, { type: 'have', rendition: e.ref.rendition, seq: e.ref.seq, pieceCount: e.pieces.length, bitfield: e.bitfield })) return;
     if (e.held > 0 && n.toldRenditions.size < ENGINE_LIMITS.maxRenditions) n.toldRenditions.add(e.ref.rendition);
   }
 
@@ -1783,10 +1786,12 @@ export class Engine implements EngineApi {
       this.uploadAllowance = Infinity;
     }
     this.lastRefill = now;
-    const list = [...this.neighbors.values()];
+    // a snapshot: closeNeighbor replaces the cached array, never mutates it
+    const list = this.neighborArray ??= [...this.neighbors.values()];
     if (list.length === 0) return;
     const start = this.pumpStart++ % list.length;
-    for (const pushPhase of [true, false]) {
+    for (let phase = 0; phase < 2; phase++) {
+      const pushPhase = phase === 0;
       // Answers to requests only once the children are served: queued on other channels they
       // would share the uplink with the pushes (transports and networks share it per channel,
       // not by our priority), and a child's push then arrives late at every hop below it.

@@ -142,14 +142,18 @@ export function decodeManifest(bytes: Uint8Array, publicKey: Uint8Array, crypto:
   const count = dv.getUint32(o); o += 4;
   if (count > MAX_PIECES) throw new ManifestError('too many pieces');
   need(count * HASH_BYTES);
+  // One copy of the whole encoding; the hashes and the signature are views into it. A viewer
+  // keeps a manifest per segment of its window, and a copy per hash was two objects and a backing
+  // store each (the simulator's 10,000 viewers held 1.6 million of them).
+  const encoded = bytes.slice();
   const pieceHashes: Uint8Array[] = [];
-  for (let i = 0; i < count; i++) { pieceHashes.push(bytes.slice(o, o + HASH_BYTES)); o += HASH_BYTES; }
+  for (let i = 0; i < count; i++) { pieceHashes.push(encoded.subarray(o, o + HASH_BYTES)); o += HASH_BYTES; }
   if (o !== bytes.length - SIG_BYTES) throw new ManifestError('trailing bytes');
   const unsigned: UnsignedManifest = { channel, rendition, seq, size, pieceSize, durationMs, createdAt, pieceHashes };
   checkFields(unsigned);
-  const signature = bytes.slice(o, o + SIG_BYTES);
-  if (!crypto.ed25519Verify(signature, bytes.subarray(0, o), publicKey)) throw new ManifestError('bad signature');
-  return { ...unsigned, signature, encoded: bytes.slice() };
+  const signature = encoded.subarray(o, o + SIG_BYTES);
+  if (!crypto.ed25519Verify(signature, encoded.subarray(0, o), publicKey)) throw new ManifestError('bad signature');
+  return { ...unsigned, signature, encoded };
 }
 
 /** True if `data` is exactly piece `index` of the manifest's segment. */
