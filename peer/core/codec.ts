@@ -7,8 +7,8 @@
  * decodeFrame never throws: it bounds-checks every length and index field and returns a typed
  * error for truncated, oversize, trailing-byte, unknown-type and otherwise invalid frames.
  * encodeFrame throws CodecError on invalid input (a programming error on the sending side).
- * Byte fields of a decoded frame (piece data, HAVE bitfield, manifest) are views into the frame:
- * the frame must not be reused by the transport once it has been handed to the decoder.
+ * Piece data and manifest bytes of a decoded frame are views into the frame: the frame must not
+ * be reused by the transport once it has been handed to the decoder.
  */
 import type { PeerKind } from './types.js';
 import { MAX_PIECES, MAX_PIECE_SIZE } from './manifest.js';
@@ -354,9 +354,9 @@ function decodeBody(type: number, r: Reader): Frame {
       const s = seq(r);
       const pieceCount = r.u16();
       if (pieceCount > MAX_PIECES) throw new Fail('invalid-bitfield');
-      // a view into the frame, which belongs to the receiver alone: the engine keeps it as the
-      // neighbor's bitfield (HAVEs are the most frequent frame; a copy each was pure garbage)
-      const bitfield = r.view(bitfieldBytes(pieceCount));
+      // a copy, not a view: a HAVE frame is small enough for V8 to keep on its heap, and a view
+      // into it would move its bytes off the heap (a backing store per HAVE the engine keeps)
+      const bitfield = r.bytes(bitfieldBytes(pieceCount));
       if (!paddingIsClean(bitfield, pieceCount)) throw new Fail('invalid-bitfield');
       return { type: 'have', rendition, seq: s, pieceCount, bitfield };
     }
