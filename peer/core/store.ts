@@ -21,6 +21,12 @@ export interface SegmentEntry {
   readonly manifest: Manifest;
   /** Held pieces. */
   readonly bitfield: Uint8Array;
+  /**
+   * The segment's bytes, allocated with its first piece (a manifest alone, e.g. of a rendition we
+   * do not play, costs nothing); a piece's range is valid once its bit is set.
+   */
+  data: Uint8Array | null;
+  /** Views into `data` of the held pieces. */
   readonly pieces: (Uint8Array | null)[];
   readonly sources: (PieceSource | null)[];
   held: number;
@@ -60,6 +66,7 @@ export class SegmentStore {
       key: segmentKey(ref),
       manifest: m,
       bitfield: newBitfield(n),
+      data: null,
       pieces: new Array<Uint8Array | null>(n).fill(null),
       sources: new Array<PieceSource | null>(n).fill(null),
       held: 0,
@@ -88,7 +95,12 @@ export class SegmentStore {
     if (!e || index < 0 || index >= e.pieces.length || getBit(e.bitfield, index)) return false;
     const [start, end] = pieceRange(e.manifest, index);
     if (data.length !== end - start) return false;
-    e.pieces[index] = data;
+    // Copied into the segment's one buffer: the frame it came in is garbage at once. Kept as the
+    // frame's own buffer, every piece was a backing store of its own (at 10,000 simulated
+    // viewers, nearly a million of them, most of the memory outside the JS heap).
+    const buf = e.data ??= new Uint8Array(e.manifest.size);
+    buf.set(data, start);
+    e.pieces[index] = buf.subarray(start, end);
     e.sources[index] = source;
     setBit(e.bitfield, index);
     e.held++;
@@ -116,10 +128,8 @@ export class SegmentStore {
   assemble(ref: SegmentRef): Uint8Array | null {
     const e = this.get(ref);
     if (!e || e.held !== e.pieces.length) return null;
-    const out = new Uint8Array(e.manifest.size);
-    let o = 0;
-    for (const p of e.pieces) { out.set(p!, o); o += p!.length; }
-    return out;
+    // a copy: the player may transfer it or keep it beyond the window
+    return e.data ? e.data.slice() : new Uint8Array(0);
   }
 
   /** Bytes of a segment by the source of each held piece. */
