@@ -1208,11 +1208,13 @@ export class World {
       depthMean: fed > 0 ? r3(depthSum / fed) : null,
     });
     this.last = { fromPeers, fromOriginPeer, fromHttp, originUp, http: this.httpBytes, t: this.now };
-    // drop departed peers from the scan list
-    if (this.peers.length > 64 && this.peers.filter((p) => p.alive).length < this.peers.length / 2) {
-      const keep = this.peers.filter((p) => p.alive || p.leaveT > this.now - 60_000);
-      this.peers.length = 0;
-      this.peers.push(...keep);
+    // Drop departed peers from the scan list at every sample: every loop over it skips them, and
+    // each one kept its engine and that engine's store alive (with churn, the population turned
+    // over before they went, so up to twice the live engines were held).
+    if (online < this.peers.length) {
+      let w = 0;
+      for (const p of this.peers) if (p.alive) this.peers[w++] = p;
+      this.peers.length = w;
     }
     this.onProgress?.({ t: this.now / 1000, online, watching, offload: dTotal > 0 ? dPeers / dTotal : null, events: this.q.processed });
   }
