@@ -170,20 +170,19 @@ export class Network {
 
   private onUplink(n: SimNode, gen: number): void {
     if (gen !== n.gen) return;
-    const net = this;
-    net.advance(n);
+    this.advance(n);
     // what MIN_STEP_MS of service is worth, so a flow due within the clock's resolution completes
     const eps = 1e-9 * n.V + 1e-6 + (2 * MIN_STEP_MS * n.upBpms) / Math.max(1, n.active.length);
     const keep: Flow[] = [];
     for (const f of n.active) {
       while (f.backlog > 0 && f.headF <= n.V + eps) {
-        net.complete(f);
+        this.complete(f);
         if (f.backlog > 0) f.headF += f.q[f.qHead].w;
       }
       if (f.backlog > 0 && !f.stalled) keep.push(f);
     }
     n.active = keep;
-    net.reschedule(n);
+    this.reschedule(n);
   }
 
   /** Queues an item on a flow's uplink. */

@@ -39,6 +39,21 @@ describe('SegmentStore', () => {
     expect(store.stats()).toEqual({ segments: 1, complete: 1, bytes: 5000 });
   });
 
+  it('keeps its own copy of each piece and hands out a segment the caller may change', () => {
+    const store = new SegmentStore({ windowSegments: 5 });
+    const seg = makeSegment(key, { rendition: 'r', seq: 1 }, 3000, 1024);
+    store.addManifest(seg.manifest);
+    // the frames the pieces came in are reused or changed by their owner afterwards
+    const frames = pieces(seg).map((p) => { const f = new Uint8Array(p.length + 7); f.set(p, 7); return f; });
+    frames.forEach((f, i) => store.addPiece(seg.ref, i, f.subarray(7), 'peer'));
+    for (const f of frames) f.fill(0xee);
+    const first = store.assemble(seg.ref)!;
+    expect(equalBytes(first, seg.data)).toBe(true);
+    expect(equalBytes(store.getPiece(seg.ref, 1)!, seg.data.subarray(1024, 2048))).toBe(true);
+    first.fill(0); // the player owns what assemble returned
+    expect(equalBytes(store.assemble(seg.ref)!, seg.data)).toBe(true);
+  });
+
   it('keeps the windowSegments newest per rendition, init segments and pinned ones', () => {
     const store = new SegmentStore({ windowSegments: 3 });
     const init = makeSegment(key, { rendition: 'r', seq: INIT_SEQ }, 100);
