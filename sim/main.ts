@@ -2,7 +2,7 @@
  * npm run sim -- sim/scenarios/<name>.json [--out DIR] [--variants starling,mesh-pull]
  *   [--seed N | --seeds N,M,...] [--viewers N] [--duration S] [--quiet]
  * Prints progress, writes DIR/report.json + DIR/report.html (deterministic) and DIR/perf.json
- * (wall time, simulated/wall ratio, peak memory). DIR defaults to sim/out/<scenario name>.
+ * (wall time, simulated/wall ratio, peak memory, frames delivered by message type). DIR defaults to sim/out/<scenario name>.
  * With --seeds: DIR/seed-<N>/ for each seed, and DIR/seeds.json, the summary over seeds
  * (mean, spread, paired differences against the first variant), printed as a table.
  */
@@ -96,6 +96,8 @@ async function runOne(sc: Scenario, variants: Variant[], out: string, quiet: boo
     }
   }
   for (const p of res.perf) {
+    const frames = Object.entries(p.frames).map(([k, n]) => `${k} ${n}`).join(', ');
+    if (frames) process.stdout.write(`frames ${p.variant}: ${frames}\n`);
     process.stdout.write(`perf ${p.variant}: ${(p.wallMs / 1000).toFixed(1)} s wall for ${p.simMs / 1000} s simulated = ${p.ratio}x real time, ${p.events} events, peak RSS ${p.peakRssMiB} MiB${p.optimizerSolveMs ? `, optimizer ${p.optimizerSolveMs.rounds} rounds: mean ${p.optimizerSolveMs.mean} ms, p99 ${p.optimizerSolveMs.p99} ms, max ${p.optimizerSolveMs.max} ms` : ''}\n`);
   }
   process.stdout.write(`report: ${join(out, 'report.html')}\n`);

@@ -141,6 +141,8 @@ export class Network {
   /** Modelled bytes relayed by TURN. */
   turnBytes = 0;
   framesDelivered = 0;
+  /** Frames delivered by their type byte (the wire protocol's message types). */
+  readonly framesByType: number[] = new Array<number>(256).fill(0);
   constructor(readonly q: EventQueue, readonly opts: NetworkOptions) {
     this.byteScale = opts.byteScale;
   }
@@ -361,6 +363,7 @@ export class SimLink implements Link {
     if (item.close) { this.remoteClosed(); return; }
     const data = item.data!;
     this.net.framesDelivered++;
+    this.net.framesByType[data[0]]++;
     this.tap?.(data);
     if (this.handler) this.handler(data); else this.early.push(data);
   }

@@ -5,6 +5,8 @@ import { World, type Progress, type WorldResult } from './world.js';
 
 export interface VariantPerf {
   variant: Variant; wallMs: number; simMs: number; ratio: number; events: number; peakRssMiB: number; peakHeapMiB: number;
+  /** Frames delivered on data channels by message type: where the simulator's work per viewer goes. */
+  frames: Record<string, number>;
   /** Variant chandelier: wall time of the optimizer's rounds (ms). */
   optimizerSolveMs?: { rounds: number; mean: number; p99: number; max: number };
 }
@@ -46,7 +48,7 @@ export async function runScenario(
     worlds.push(res);
     perf.push({
       variant: v, wallMs: Math.round(wallMs), simMs: sc.durationS * 1000, ratio: Math.round((sc.durationS * 1000 / wallMs) * 100) / 100,
-      events: res.events, peakRssMiB: Math.round(peakRss / 1048576), peakHeapMiB: Math.round(peakHeap / 1048576), optimizerSolveMs,
+      events: res.events, peakRssMiB: Math.round(peakRss / 1048576), peakHeapMiB: Math.round(peakHeap / 1048576), frames: res.frames, optimizerSolveMs,
     });
   }
   const report = buildReport(sc, worlds);

@@ -9,7 +9,7 @@
  * clock moves on, so a run is a pure function of (scenario, variant, seed).
  */
 import { Engine, ENGINE_DEFAULTS } from '../peer/core/engine.js';
-import { NO_DEPTH } from '../peer/core/codec.js';
+import { MsgType, NO_DEPTH } from '../peer/core/codec.js';
 import type { EngineOptions, LoadResult } from '../peer/core/engine-api.js';
 import { describeSegment, signManifest, type Manifest } from '../peer/core/manifest.js';
 import { INIT_SEQ, type HttpSource, type PieceSource, type SegmentRef } from '../peer/core/types.js';
@@ -188,6 +188,8 @@ export interface WorldResult {
   };
   medians: { uploadKbps: number; oneWayMs: number };
   events: number;
+  /** Frames delivered on data channels, by message type (hello, have, piece, ...). */
+  frames: Record<string, number>;
   /** Variant chandelier: per-round figures summed (deterministic), null otherwise. */
   optimizer: { rounds: number; moves: number; swaps: number; placed: number; assignments: number; unhonoured: number; unplacedMean: number; relayRequests: number; relaysAtEnd: number } | null;
 }
@@ -1253,8 +1255,18 @@ export class World {
       },
       medians: { uploadKbps: med(this.upSamples), oneWayMs: Math.round(med(this.owSamples) * 10) / 10 },
       events: this.q.processed,
+      frames: framesByName(this.net.framesByType),
     };
   }
 }
 
 export type { PieceSource };
+
+/** Frame counts by the protocol's message names (lower case), in type order; types never seen are left out. */
+function framesByName(byType: readonly number[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [name, type] of Object.entries(MsgType).sort((a, b) => a[1] - b[1])) {
+    if (byType[type] > 0) out[name.toLowerCase().replace(/_/g, '-')] = byType[type];
+  }
+  return out;
+}

@@ -39,6 +39,12 @@ describe('simulator', () => {
     expect(st.dissemination.segmentsMeasured).toBeGreaterThan(0);
     expect(first.html).toContain('<svg');
     expect(first.html).toContain('Starling simulation: tiny');
+    // perf.json counts the frames by type: peers exchange pieces and HAVEs, HTTP-only viewers none
+    const [stPerf, , httpPerf] = first.perf;
+    expect(stPerf.frames.piece).toBeGreaterThan(0);
+    expect(stPerf.frames.have).toBeGreaterThan(0);
+    expect(stPerf.frames.hello).toBeGreaterThan(0);
+    expect(httpPerf.frames).toEqual({});
   }, 20_000);
 
   it('is deterministic: same seed, same report byte for byte; another seed differs', async () => {
