@@ -22,6 +22,7 @@
 import type { Link } from '../peer/core/types.js';
 import type { EventQueue } from './queue.js';
 import type { Rng } from './rng.js';
+import { FlowHeap } from './flow-heap.js';
 
 /** The NAT behaviours the network model has (labels as in tracker/nat.ts). */
 export type NatType = 'open' | 'full-cone' | 'restricted-cone' | 'port-restricted' | 'symmetric';
@@ -90,7 +91,7 @@ export class SimNode implements Place {
   /** GPS virtual time (bytes served per backlogged flow), last update, backlogged flows. */
   V = 0;
   lastT = 0;
-  active: Flow[] = [];
+  readonly active = new FlowHeap<Flow>();
   gen = 0;
   /** Downlink FIFO: time its last frame leaves. */
   dlFree = 0;
@@ -121,6 +122,9 @@ export class Flow {
   cut = false;
   lastArrive = 0;
   relayed = false;
+  /** FlowHeap bookkeeping: activation order and position in the uplink's heap. */
+  stamp = 0;
+  heapIdx = -1;
   /** The sending Link's bufferedAmountLow: threshold (real bytes) and callback. */
   lowThreshold = 0;
   onLow: (() => void) | null = null;
@@ -143,6 +147,8 @@ export class Network {
   framesDelivered = 0;
   /** Frames delivered by their type byte (the wire protocol's message types). */
   readonly framesByType: number[] = new Array<number>(256).fill(0);
+  /** Scratch list of onUplink (the flows due in one event). */
+  private readonly due: Flow[] = [];
   constructor(readonly q: EventQueue, readonly opts: NetworkOptions) {
     this.byteScale = opts.byteScale;
   }
@@ -153,16 +159,14 @@ export class Network {
 
   private advance(n: SimNode): void {
     const now = this.q.now;
-    if (n.active.length > 0 && now > n.lastT) n.V += ((now - n.lastT) * n.upBpms) / n.active.length;
+    if (n.active.size > 0 && now > n.lastT) n.V += ((now - n.lastT) * n.upBpms) / n.active.size;
     n.lastT = now;
   }
 
   private reschedule(n: SimNode): void {
     n.gen++;
-    if (n.active.length === 0) return;
-    let minF = Infinity;
-    for (const f of n.active) if (f.headF < minF) minF = f.headF;
-    const dt = ((minF - n.V) * n.active.length) / n.upBpms;
+    if (n.active.size === 0) return;
+    const dt = ((n.active.minFinish() - n.V) * n.active.size) / n.upBpms;
     // never schedule at `now` again: below a nanosecond the clock's resolution would stall progress
     this.q.at(this.q.now + (dt > MIN_STEP_MS ? dt : MIN_STEP_MS), this.uplinkEvent, n, n.gen);
   }
@@ -174,16 +178,17 @@ export class Network {
     if (gen !== n.gen) return;
     this.advance(n);
     // what MIN_STEP_MS of service is worth, so a flow due within the clock's resolution completes
-    const eps = 1e-9 * n.V + 1e-6 + (2 * MIN_STEP_MS * n.upBpms) / Math.max(1, n.active.length);
-    const keep: Flow[] = [];
-    for (const f of n.active) {
+    const eps = 1e-9 * n.V + 1e-6 + (2 * MIN_STEP_MS * n.upBpms) / Math.max(1, n.active.size);
+    // the flows whose head frame is done, in the order they joined the backlog
+    const due = n.active.popDue(n.V + eps, this.due);
+    for (const f of due) {
       while (f.backlog > 0 && f.headF <= n.V + eps) {
         this.complete(f);
         if (f.backlog > 0) f.headF += f.q[f.qHead].w;
       }
-      if (f.backlog > 0 && !f.stalled) keep.push(f);
+      if (f.backlog > 0 && !f.stalled) n.active.reinsert(f);
     }
-    n.active = keep;
+    due.length = 0;
     this.reschedule(n);
   }
 
@@ -249,8 +254,7 @@ export class Network {
     const n = f.from;
     this.advance(n);
     f.stalled = true;
-    const i = n.active.indexOf(f);
-    if (i >= 0) { n.active.splice(i, 1); this.reschedule(n); }
+    if (f.heapIdx >= 0) { n.active.remove(f); this.reschedule(n); }
   }
 
   /** Drops everything queued on a flow (the channel is gone). */
@@ -298,7 +302,7 @@ export class Network {
       l.silentClose();
       this.cutRemote(l.peer, detectMs);
     }
-    n.active = [];
+    n.active.clear();
     n.gen++;
   }
 

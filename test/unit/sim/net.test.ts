@@ -83,6 +83,37 @@ describe('uplink sharing and transfer times', () => {
     expect(done.A).toBeCloseTo(120 + 3, 6);
   });
 
+  it('a server with hundreds of transfers of different sizes serves each its processor-sharing share', () => {
+    const { q, net, node } = setup();
+    const server = node({ upKbps: 8000 }); // 1000 bytes/ms
+    const viewer = node({});
+    const n = 300;
+    // sizes 1..n kB, started together, in shuffled order: transfer i (size s_i, the i-th smallest)
+    // ends when the n - i + 1 still running have each had s_i; between ends the rate is 1000/(running)
+    const sizes = Array.from({ length: n }, (_, i) => (i + 1) * 1000);
+    const order = sizes.map((s, i) => [s, (i * 7919) % n] as const).sort((x, y) => x[1] - y[1]).map(([s]) => s);
+    const done = new Map<number, number>();
+    for (const s of order) net.transfer(server, viewer, s, () => done.set(s, q.now));
+    runAll(q);
+    let t = 0;
+    let prev = 0;
+    sizes.forEach((s, i) => {
+      t += ((s - prev) * (n - i)) / 1000;
+      prev = s;
+      expect(done.get(s)!, `transfer of ${s} B`).toBeCloseTo(t + 3, 4);
+    });
+  });
+
+  it('transfers that end together are delivered in the order they started', () => {
+    const { q, net, node } = setup();
+    const server = node({ upKbps: 8000 });
+    const viewer = node({});
+    const done: number[] = [];
+    for (let i = 0; i < 50; i++) net.transfer(server, viewer, 10_000, () => done.push(i));
+    runAll(q);
+    expect(done).toEqual(Array.from({ length: 50 }, (_, i) => i));
+  });
+
   it('the receiver downlink limits a burst from a fast sender', () => {
     const { q, net, node } = setup();
     const a = node({ accessMs: 1 });
