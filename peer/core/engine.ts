@@ -19,7 +19,7 @@ import {
 } from './codec.js';
 import { SegmentStore, segmentKey, type SegmentEntry } from './store.js';
 import {
-  coalesce, fallbackPieces, pushWillDeliver, HttpTimer, RequestTracker, schedule, type SchedNeighbor, type SchedSegment,
+  coalesce, fallbackPieces, pushWillDeliver, requestWindow, HttpTimer, RequestTracker, schedule, type SchedNeighbor, type SchedSegment,
 } from './scheduler.js';
 import { getBit } from './bitfield.js';
 import { childAncestors, emptyAncestors, filterKey, mayContain } from './ancestors.js';
@@ -88,6 +88,14 @@ export const ENGINE_LIMITS = {
   maxRememberedPieces: 1024,
   /** Banned peer ids remembered. */
   maxBanned: 4096,
+  /**
+   * A neighbor's request window (scheduler.ts requestWindow): the pieces it delivers in this many
+   * ms at its measured rate, at least minRequestWindow, initialRequestWindow before a measurement,
+   * at most maxInflightPerNeighbor.
+   */
+  requestWindowMs: 1000,
+  minRequestWindow: 2,
+  initialRequestWindow: 4,
   /** A stale (timed-out) request is cancelled after this many request timeouts. */
   forgetAfterTimeouts: 4,
   /** Interest 'all' fetches the newest segment of each rendition and this many before it. */
@@ -1842,6 +1850,12 @@ export class Engine implements EngineApi {
       if (push && (!this.feeds(n.id, q.ref.rendition) || this.neighborHas(n, q.ref, q.index))) continue;
       const data = this.store.getPiece(q.ref, q.index);
       if (!data) continue; // evicted meanwhile
+      // A push channel is refilled when it falls to half its buffer, so it never runs dry; an
+      // answer channel when it is empty: answers go one piece at a time while we feed children
+      // (answerWouldDelayPushes), and a piece smaller than half the buffer never crosses the higher
+      // threshold, so the next answer waited for the next tick (100 ms) or some other event.
+      const low = push ? this.maxBufferedBytes / 2 : 0;
+      if (n.link.lowThreshold !== low) n.link.lowThreshold = low;
       if (!this.send(n, { type: 'piece', rendition: q.ref.rendition, seq: q.ref.seq, index: q.index, data })) return false;
       this.counters.bytesUploaded += data.length;
       n.bytesSent += data.length;
@@ -2000,12 +2014,17 @@ export class Engine implements EngineApi {
     const wanted = this.wanted();
     if (wanted.length === 0) return;
     const open: SchedNeighbor[] = [];
+    const pieceBytes = this.store.get(wanted[0].ref)?.manifest.pieceSize ?? 0;
     for (const n of this.neighbors.values()) {
       if (n.state !== 'open' || n.have.size === 0) continue;
       const inflight = this.requests.countFor(n.id);
-      if (inflight >= this.maxInflight) continue;
+      const window = requestWindow(n.throughput, pieceBytes, {
+        horizonMs: ENGINE_LIMITS.requestWindowMs, min: ENGINE_LIMITS.minRequestWindow,
+        initial: ENGINE_LIMITS.initialRequestWindow, max: this.maxInflight,
+      });
+      if (inflight >= window) continue;
       open.push({
-        id: n.id, isOrigin: n.kind === 'origin', inflight, throughput: n.throughput,
+        id: n.id, isOrigin: n.kind === 'origin', inflight, throughput: n.throughput, window,
         has: (ref, i) => this.neighborHas(n, ref, i),
       });
     }
@@ -2059,6 +2078,7 @@ export class Engine implements EngineApi {
     // that has not announced a new live segment yet usually will within the deadline.
     const { pieces } = fallbackPieces({
       now, deadline: load.deadline, marginMs: margin, pieceCount: entry.pieces.length, leaveToPush: this.pushLeft(load, now),
+      pullCutoff: this.pullCutoff(load),
       held: (i) => getBit(entry.bitfield, i),
       viaHttp: (i) => load.httpPieces.has(i),
       inFlight: (i) => this.requests.isActive(load.ref, i),
@@ -2096,6 +2116,19 @@ export class Engine implements EngineApi {
     if (!p || p.pushKey !== load.key) return 0;
     const cutoff = load.deadline - this.httpTimer.fetchTime(ENGINE_LIMITS.httpFetchGuessMs);
     return pushWillDeliver({ now, deadline: cutoff, lastPushAt: p.pushAt, gapMs: p.pushGapMs, minGapMs: 1 });
+  }
+
+  /**
+   * Until when a late load leaves the pieces it requested from neighbors to those requests: one
+   * measured HTTP fetch before the deadline, as for a parent's push (pushLeft). The margin before
+   * the deadline (at least the player's httpMarginMs, 500 ms) is for a fetch of unknown speed; what
+   * is already on its way from a neighbor then has until the last moment a fetch still completes
+   * in time. A joiner's second segment is due 1.5 s after its first, and its neighbors open during
+   * that time: at deadline - margin most of its pieces were still in flight (simulator,
+   * chandelier-1k's flash crowd: 12 of 14 missing pieces at the median).
+   */
+  private pullCutoff(load: PendingLoad): number {
+    return load.deadline - this.httpTimer.fetchTime(ENGINE_LIMITS.httpFetchGuessMs);
   }
 
   private fetchManifestHttp(load: PendingLoad): void {

@@ -8,6 +8,8 @@
  *   non-origin neighbors (the origin's upload stays small), then the one that would deliver it
  *   soonest by its measured throughput ((requests in flight + 1) / throughput: requests spread
  *   across neighbors in proportion to what each delivers), ties broken with the injected Random.
+ *   A neighbor takes at most its window of requests (requestWindow: what it delivers in about a
+ *   second), so a slow one does not sit on a segment's pieces while faster ones stay idle.
  *   Neighbors without a measurement count with the average of the measured ones (all unmeasured:
  *   fewest requests in flight). Contiguous pieces of one segment assigned to one neighbor are
  *   coalesced into one request.
@@ -26,6 +28,8 @@ export interface SchedNeighbor {
   inflight: number;
   /** Measured delivery rate (any unit, e.g. bytes/ms); absent or <= 0 when unknown. */
   throughput?: number;
+  /** Requests this neighbor may have outstanding (its window); maxInflightPerNeighbor when absent. */
+  window?: number;
   has(ref: SegmentRef, index: number): boolean;
 }
 
@@ -57,9 +61,12 @@ export interface ScheduleOptions {
 export function schedule(segments: SchedSegment[], neighbors: SchedNeighbor[], opts: ScheduleOptions): PieceRequest[] {
   const load = new Map<string, number>();
   let capacity = 0;
+  const limit = new Map<string, number>();
   for (const n of neighbors) {
     load.set(n.id, n.inflight);
-    capacity += Math.max(0, opts.maxInflightPerNeighbor - n.inflight);
+    const max = Math.min(opts.maxInflightPerNeighbor, n.window ?? opts.maxInflightPerNeighbor);
+    limit.set(n.id, max);
+    capacity += Math.max(0, max - n.inflight);
   }
   const out: PieceRequest[] = [];
   if (capacity === 0) return out;
@@ -80,7 +87,7 @@ export function schedule(segments: SchedSegment[], neighbors: SchedNeighbor[], o
       candidates.length = 0;
       let anyNonOrigin = false;
       for (const n of neighbors) {
-        if (load.get(n.id)! >= opts.maxInflightPerNeighbor) continue;
+        if (load.get(n.id)! >= limit.get(n.id)!) continue;
         if (!n.has(seg.ref, index)) continue;
         if (seg.exclude?.(n.id, index)) continue;
         candidates.push(n);
@@ -117,6 +124,20 @@ export function schedule(segments: SchedSegment[], neighbors: SchedNeighbor[], o
     if (capacity === 0) break;
   }
   return out;
+}
+
+/**
+ * How many piece requests a neighbor may have outstanding: what it delivers in `horizonMs` at its
+ * measured rate (bytes/ms), at least `min`; `initial` before any measurement. Requests beyond it
+ * wait in the neighbor's queue and tie up pieces that other neighbors could deliver: a joiner's
+ * first open neighbor took a whole segment's requests (16) and, feeding children of its own,
+ * answered one piece every few hundred ms, while the neighbors that opened next stayed idle and
+ * the segment went to HTTP at its deadline (simulator, chandelier-1k: 81% of a joiner's second
+ * segment).
+ */
+export function requestWindow(throughput: number, pieceBytes: number, p: { horizonMs: number; min: number; initial: number; max: number }): number {
+  if (!(throughput > 0) || !(pieceBytes > 0)) return Math.min(p.max, p.initial);
+  return Math.min(p.max, Math.max(p.min, Math.ceil((throughput * p.horizonMs) / pieceBytes)));
 }
 
 /** Runs of consecutive integers in an ascending list, as [first, length]. */
@@ -321,7 +342,8 @@ export class HttpTimer {
  * Fallback decision for one pending load (pure, unit-tested): which missing pieces go to HTTP
  * now. At `deadline - margin` every missing piece not already being fetched over HTTP, except
  * the first `leaveToPush` of them (the engine's estimate of what the parent's push will still
- * deliver before the deadline: pushes go in index order, so those are the lowest indexes);
+ * deliver before the deadline: pushes go in index order, so those are the lowest indexes) and,
+ * until `pullCutoff`, those requested from neighbors and on their way;
  * before that, only when no neighbor is open at all, the pieces nobody in flight or announced
  * can serve.
  */
@@ -339,13 +361,20 @@ export function fallbackPieces(p: {
   alone: boolean;
   /** Missing pieces (lowest indexes first) left to an active push although late; 0 at or after the deadline. */
   leaveToPush?: number;
+  /**
+   * Clock time until which a late load leaves the pieces requested from neighbors (in flight) to
+   * those requests: one HTTP fetch before the deadline. Absent: no such wait.
+   */
+  pullCutoff?: number;
 }): { late: boolean; pieces: number[] } {
   const late = p.now >= p.deadline - p.marginMs;
   let leave = late && p.now < p.deadline ? Math.max(0, Math.floor(p.leaveToPush ?? 0)) : 0;
+  const waitPulls = late && p.pullCutoff !== undefined && p.now < p.pullCutoff;
   const pieces: number[] = [];
   for (let i = 0; i < p.pieceCount; i++) {
     if (p.held(i) || p.viaHttp(i)) continue;
     if (late && leave > 0) { leave--; continue; }
+    if (waitPulls && p.inFlight(i)) continue;
     if (late || (p.alone && !p.inFlight(i) && !p.announced(i))) pieces.push(i);
   }
   return { late, pieces };

@@ -296,6 +296,40 @@ describe('Engine: HTTP fallback', () => {
     expect(f.of('cancel').length).toBe(cancelled.length); // nothing cancelled twice
   });
 
+  it('asks a new neighbor for a few pieces only (its request window), and leaves what is on its way until one HTTP fetch before the deadline', async () => {
+    const x = seg(3);
+    const all = x.manifest.pieceHashes.map((_, i) => i);
+    const http = new FakeHttp().add(x);
+    http.hold = true;
+    const v = viewer('viewer-1', { http });
+    const f = new RawPeer(env.net, 'slow-1', v); // announces, answers nothing yet
+    f.hello();
+    f.announce(x);
+    await env.net.settle();
+    const t0 = env.clock.now();
+    const p = v.loadSegment(x.ref, { deadline: t0 + 1500 });
+    await env.net.settle();
+    const requested = f.of('request').flatMap((r) => Array.from({ length: r.count }, (_, k) => r.index + k));
+    expect(requested).toHaveLength(ENGINE_LIMITS.initialRequestWindow); // unmeasured: not the whole segment
+    const ranged = () => http.ranges.flatMap((q) => all.filter((i) => i * 1024 >= q.start && i * 1024 < q.end)).sort((a, b) => a - b);
+    const at = async (ms: number) => { env.clock.t = t0 + ms; v.tick(); await env.net.settle(); };
+    await at(1000); // deadline - margin (500): what nobody is sending goes to HTTP, the requested pieces wait
+    expect(ranged()).toEqual(all.filter((i) => !requested.includes(i)));
+    await at(1100);
+    http.release(); // that fetch took 100 ms: the next one is expected to take mean + 2 deviations = 200 ms
+    await env.net.settle();
+    f.sendPiece(x, requested[0]); // one requested piece arrives in time
+    await at(1250);
+    expect(ranged()).toEqual(all.filter((i) => !requested.includes(i))); // the others are still left to the neighbor
+    await at(1300); // deadline - 200 ms: one fetch before the deadline, the rest goes to HTTP
+    expect(ranged()).toEqual(all.filter((i) => i !== requested[0]));
+    http.release();
+    const r = await p;
+    expect(equalBytes(r.data, x.data)).toBe(true);
+    expect(r.bytesBySource.peer).toBe(1024);
+    expect(sumRejected(v)).toBe(0);
+  });
+
   it('a load already due (startup, seek) fetches the whole segment alongside its manifest, then verifies it', async () => {
     const x = seg(8);
     const http = new FakeHttpWhole().add(x);

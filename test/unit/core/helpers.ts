@@ -36,6 +36,9 @@ export function seededRandom(seed: number): Random {
 
 export class MemLink implements Link {
   bufferedAmount = 0;
+  /** Set by the engine (Link.lowThreshold/onLow); a test calls onLow as a transport would. */
+  lowThreshold = 0;
+  onLow: (() => void) | null = null;
   onClose: (() => void) | null = null;
   private handler: ((frame: Uint8Array) => void) | null = null;
   /** Frames that arrived before onMessage was set (real transports queue them too). */

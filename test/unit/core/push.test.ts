@@ -30,6 +30,22 @@ async function run(ms: number, ...engines: Engine[]) {
 }
 
 /** A scripted parent at depth 0 that grants every slot request and pushes pieces by hand. */
+/** The origin feeds viewer-a, which feeds viewer-b; all three hold seg(0) (8 pieces of 1 KiB). */
+async function aFeedsB() {
+  const o = origin();
+  const a = viewer('viewer-a');
+  const b = viewer('viewer-b');
+  env.net.connect(o, a);
+  const [toChild] = env.net.connect(a, b);
+  a.setPlaybackPosition({ rendition: R, seq: 0 });
+  b.setPlaybackPosition({ rendition: R, seq: 0 });
+  const x = seg(0);
+  publish(o, x);
+  await run(500, o, a, b);
+  expect(a.links().children).toEqual([{ peerId: 'viewer-b', rendition: R }]);
+  return { o, a, b, x, toChild };
+}
+
 function rawParent(child: Engine, id = 'parent-1'): RawPeer {
   const p = new RawPeer(env.net, id, child);
   p.hello('seeder');
@@ -205,17 +221,7 @@ describe('answers while feeding children', () => {
   }
 
   it('a peer that feeds a child answers requests one piece at a time; one without children fills every channel', async () => {
-    const o = origin();
-    const a = viewer('viewer-a');
-    const b = viewer('viewer-b');
-    env.net.connect(o, a);
-    env.net.connect(a, b);
-    a.setPlaybackPosition({ rendition: R, seq: 0 });
-    b.setPlaybackPosition({ rendition: R, seq: 0 });
-    const x = seg(0); // 8 pieces of 1 KiB
-    publish(o, x);
-    await run(500, o, a, b);
-    expect(a.links().children).toEqual([{ peerId: 'viewer-b', rendition: R }]);
+    const { a, b, x } = await aFeedsB();
     expect(b.links().children).toEqual([]);
     expect(a.hasSegment(x.ref) && b.hasSegment(x.ref)).toBe(true);
 
@@ -249,6 +255,29 @@ describe('answers while feeding children', () => {
     const leaf = await asked(b);
     expect(leaf).toMatchObject({ first: 8, second: 8 });
     expect(sumRejected(a) + sumRejected(b)).toBe(0);
+  });
+});
+
+describe('answer channels refill when empty', () => {
+  it('an answer channel signals when it is empty, a push channel at half its buffer; the next answer goes without a tick', async () => {
+    const { a, toChild } = await aFeedsB();
+    const q = new RawPeer(env.net, 'asker', a);
+    q.hello('browser');
+    await env.net.settle();
+    const l = q.link.peer;
+    const send = l.send.bind(l);
+    l.send = (f: Uint8Array) => { send(f); l.bufferedAmount += f.length; };
+    q.send({ type: 'request', rendition: R, seq: 0, index: 0, count: 4 });
+    await env.net.settle();
+    expect(q.of('piece').length).toBe(1); // a feeds b: one answer in flight
+    expect(l.lowThreshold).toBe(0);
+    expect(toChild.lowThreshold).toBeGreaterThan(0);
+    // the transport reports the channel empty (bufferedamountlow at threshold 0): the next answer, no tick
+    l.bufferedAmount = 0;
+    l.onLow?.();
+    await env.net.settle();
+    expect(q.of('piece').length).toBe(2);
+    expect(sumRejected(a)).toBe(0);
   });
 });
 

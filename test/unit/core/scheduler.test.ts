@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { coalesce, fallbackPieces, HttpTimer, pushWillDeliver, RequestTracker, schedule, type SchedNeighbor } from '../../../peer/core/scheduler.js';
+import { coalesce, fallbackPieces, HttpTimer, pushWillDeliver, RequestTracker, requestWindow, schedule, type SchedNeighbor } from '../../../peer/core/scheduler.js';
 import type { SegmentRef } from '../../../peer/core/types.js';
 import { seededRandom } from './helpers.js';
 
@@ -138,6 +138,32 @@ describe('schedule: throughput and deadlines', () => {
     expect(reqs).toEqual([{ neighborId: 'a', ref: ref2, index: 0, count: 3 }]);
   });
 
+  it("a neighbor takes at most its window; what it cannot take waits for the others", () => {
+    // the first neighbor to open would have taken all 16 pieces; with a window of 4 it takes 4
+    const pieces = Array.from({ length: 16 }, (_, i) => i);
+    const first: SchedNeighbor = { ...nb('first', 0, 'all'), window: 4 };
+    const a = assignment(schedule([{ ref, pieces }], [first], { maxInflightPerNeighbor: 16, random: seededRandom(1) }));
+    expect(a).toEqual({ first: [0, 1, 2, 3] });
+    // a neighbor already at its window gets nothing more; another with room takes what fits
+    const full: SchedNeighbor = { ...nb('full', 4, 'all'), window: 4 };
+    const other: SchedNeighbor = { ...nb('other', 0, 'all'), window: 3 };
+    const b = assignment(schedule([{ ref, pieces: [4, 5, 6, 7] }], [full, other], { maxInflightPerNeighbor: 16, random: seededRandom(1) }));
+    expect(b).toEqual({ other: [4, 5, 6] });
+    // the global limit still caps a larger window
+    const big: SchedNeighbor = { ...nb('big', 0, 'all'), window: 100 };
+    expect(assignment(schedule([{ ref, pieces }], [big], { maxInflightPerNeighbor: 5, random: seededRandom(1) })).big).toHaveLength(5);
+  });
+
+  it('requestWindow: what a neighbor delivers in the horizon at its measured rate, bounded', () => {
+    const p = { horizonMs: 1000, min: 2, initial: 4, max: 16 };
+    expect(requestWindow(0, 16384, p)).toBe(4); // unmeasured
+    expect(requestWindow(Number.NaN, 16384, p)).toBe(4);
+    expect(requestWindow(150, 16384, p)).toBe(10); // 1.2 Mbit/s: 150 B/ms * 1 s / 16 KiB = 9.2 -> 10
+    expect(requestWindow(20, 16384, p)).toBe(2); // a busy neighbor: one piece in 0.8 s -> the minimum
+    expect(requestWindow(10_000, 16384, p)).toBe(16); // capped
+    expect(requestWindow(150, 0, p)).toBe(4); // piece size unknown
+  });
+
   it('is deterministic for a given seed', () => {
     const run = () => schedule([{ ref, pieces: [0, 1, 2, 3, 4, 5] }], [nb('a', 0, 'all'), nb('b', 0, 'all'), nb('c', 1, 'all')],
       { maxInflightPerNeighbor: 4, random: seededRandom(42) });
@@ -165,6 +191,17 @@ describe('HTTP fallback decisions', () => {
     expect(fallbackPieces({ ...base, now: 3000, deadline: 3000, marginMs: 500, leaveToPush: 9 })).toEqual({ late: true, pieces: [1, 2, 4] });
     // not late: leaveToPush changes nothing
     expect(fallbackPieces({ ...base, alone: true, now: 1000, deadline: 3000, marginMs: 500, leaveToPush: 9 })).toEqual({ late: false, pieces: [4] });
+  });
+
+  it('late, pieces requested from neighbors are left to them until the pull cutoff, then fetched', () => {
+    // piece 1 is in flight: at deadline - margin it waits for its request, the others go to HTTP
+    expect(fallbackPieces({ ...base, now: 2500, deadline: 3000, marginMs: 500, pullCutoff: 2800 })).toEqual({ late: true, pieces: [2, 4] });
+    // at the cutoff (one HTTP fetch before the deadline) it goes too
+    expect(fallbackPieces({ ...base, now: 2800, deadline: 3000, marginMs: 500, pullCutoff: 2800 })).toEqual({ late: true, pieces: [1, 2, 4] });
+    // not late: the cutoff changes nothing
+    expect(fallbackPieces({ ...base, now: 1000, deadline: 3000, marginMs: 500, pullCutoff: 2800 })).toEqual({ late: false, pieces: [] });
+    // with a push leaving the lowest missing piece (1) as well
+    expect(fallbackPieces({ ...base, now: 2500, deadline: 3000, marginMs: 500, pullCutoff: 2800, leaveToPush: 1 })).toEqual({ late: true, pieces: [2, 4] });
   });
 
   it('a push delivers one piece per measured gap until the deadline, only while it is active', () => {
