@@ -95,7 +95,7 @@ export const ENGINE_LIMITS = {
    */
   requestWindowMs: 1000,
   minRequestWindow: 2,
-  initialRequestWindow: 4,
+  initialRequestWindow: 2,
   /** A stale (timed-out) request is cancelled after this many request timeouts. */
   forgetAfterTimeouts: 4,
   /** Interest 'all' fetches the newest segment of each rendition and this many before it. */

@@ -461,14 +461,16 @@ describe('Engine: HTTP fallback', () => {
     const p2 = v.loadSegment(x.ref, { deadline: env.clock.now() + 100 }); // already inside the margin
     expect(p2).toBe(p1);
     expect(http.ranges.map((q) => [q.start, q.end])).toEqual([[0, x.data.length]]);
-    for (const i of [0, 1, 2, 3]) f.sendPiece(x, i); // peer pieces arrive while HTTP is in flight
+    // the pieces requested from f arrive while HTTP is in flight
+    const requested = f.of('request').flatMap((q) => Array.from({ length: q.count }, (_, k) => q.index + k));
+    for (const i of requested) f.sendPiece(x, i);
     await env.net.settle();
     http.release();
     await env.net.settle();
     const r = await p1;
     expect(equalBytes(r.data, x.data)).toBe(true);
-    expect(r.bytesBySource.peer).toBe(4 * 1024);
-    expect(r.bytesBySource.http).toBe(x.data.length - 4 * 1024);
+    expect(r.bytesBySource.peer).toBe(requested.length * 1024);
+    expect(r.bytesBySource.http).toBe(x.data.length - requested.length * 1024);
     expect(r.bytesBySource.peer + r.bytesBySource.http).toBe(x.data.length);
   });
 

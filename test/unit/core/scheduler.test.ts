@@ -155,7 +155,7 @@ describe('schedule: throughput and deadlines', () => {
   });
 
   it('requestWindow: what a neighbor delivers in the horizon at its measured rate, bounded', () => {
-    const p = { horizonMs: 1000, min: 2, initial: 4, max: 16 };
+    const p = { horizonMs: 1000, min: 2, initial: 4, max: 16 }; // (the engine starts at 2: ENGINE_LIMITS)
     expect(requestWindow(0, 16384, p)).toBe(4); // unmeasured
     expect(requestWindow(Number.NaN, 16384, p)).toBe(4);
     expect(requestWindow(150, 16384, p)).toBe(10); // 1.2 Mbit/s: 150 B/ms * 1 s / 16 KiB = 9.2 -> 10
