@@ -2015,13 +2015,14 @@ export class Engine implements EngineApi {
     if (wanted.length === 0) return;
     const open: SchedNeighbor[] = [];
     const pieceBytes = this.store.get(wanted[0].ref)?.manifest.pieceSize ?? 0;
+    const windowLimits = {
+      horizonMs: ENGINE_LIMITS.requestWindowMs, min: ENGINE_LIMITS.minRequestWindow,
+      initial: ENGINE_LIMITS.initialRequestWindow, max: this.maxInflight,
+    };
     for (const n of this.neighbors.values()) {
       if (n.state !== 'open' || n.have.size === 0) continue;
       const inflight = this.requests.countFor(n.id);
-      const window = requestWindow(n.throughput, pieceBytes, {
-        horizonMs: ENGINE_LIMITS.requestWindowMs, min: ENGINE_LIMITS.minRequestWindow,
-        initial: ENGINE_LIMITS.initialRequestWindow, max: this.maxInflight,
-      });
+      const window = requestWindow(n.throughput, pieceBytes, windowLimits);
       if (inflight >= window) continue;
       open.push({
         id: n.id, isOrigin: n.kind === 'origin', inflight, throughput: n.throughput, window,
@@ -2078,7 +2079,7 @@ export class Engine implements EngineApi {
     // that has not announced a new live segment yet usually will within the deadline.
     const { pieces } = fallbackPieces({
       now, deadline: load.deadline, marginMs: margin, pieceCount: entry.pieces.length, leaveToPush: this.pushLeft(load, now),
-      pullCutoff: this.pullCutoff(load),
+      pullCutoff: this.lastFetchAt(load),
       held: (i) => getBit(entry.bitfield, i),
       viaHttp: (i) => load.httpPieces.has(i),
       inFlight: (i) => this.requests.isActive(load.ref, i),
@@ -2114,20 +2115,20 @@ export class Engine implements EngineApi {
     const id = this.parents.get(load.ref.rendition);
     const p = id === undefined ? undefined : this.neighbors.get(id);
     if (!p || p.pushKey !== load.key) return 0;
-    const cutoff = load.deadline - this.httpTimer.fetchTime(ENGINE_LIMITS.httpFetchGuessMs);
-    return pushWillDeliver({ now, deadline: cutoff, lastPushAt: p.pushAt, gapMs: p.pushGapMs, minGapMs: 1 });
+    return pushWillDeliver({ now, deadline: this.lastFetchAt(load), lastPushAt: p.pushAt, gapMs: p.pushGapMs, minGapMs: 1 });
   }
 
   /**
-   * Until when a late load leaves the pieces it requested from neighbors to those requests: one
-   * measured HTTP fetch before the deadline, as for a parent's push (pushLeft). The margin before
+   * The last moment a fetch still completes by the load's deadline: one measured HTTP fetch before
+   * it. A late load leaves its parent's push (pushLeft) and the pieces it requested from neighbors
+   * to them until then. The margin before
    * the deadline (at least the player's httpMarginMs, 500 ms) is for a fetch of unknown speed; what
    * is already on its way from a neighbor then has until the last moment a fetch still completes
    * in time. A joiner's second segment is due 1.5 s after its first, and its neighbors open during
    * that time: at deadline - margin most of its pieces were still in flight (simulator,
    * chandelier-1k's flash crowd: 12 of 14 missing pieces at the median).
    */
-  private pullCutoff(load: PendingLoad): number {
+  private lastFetchAt(load: PendingLoad): number {
     return load.deadline - this.httpTimer.fetchTime(ENGINE_LIMITS.httpFetchGuessMs);
   }
 
