@@ -90,6 +90,8 @@ async function runOne(sc: Scenario, variants: Variant[], out: string, quiet: boo
       + `startup p50 ${v.startupS.p50}s p90 ${v.startupS.p90}s  rebuffer mean ${v.rebufferRatio.mean}  behind live p50 ${v.latencyS.p50}s  `
       + `piece→50/90/99% ${d.piece.join('/')}s (log2 bound ${d.log2Bound}s)\n`);
     if (v.variant === 'http-only') continue;
+    const h = v.httpByLoadMB;
+    process.stdout.write(`  HTTP by the viewer's load: first ${h.first} MB, second ${h.second}, third ${h.third}, later ${h.later} (init ${h.init})\n`);
     for (const c of v.byUpload) {
       process.stdout.write(`  upload ${String(c.uploadKbps).padStart(6)} kbit/s: ${String(c.viewers).padStart(6)} viewers  offload ${pct(c.offload)}  http ${pct(c.httpShare)}  `
         + `up/down ${c.uploadRatio ?? '-'}  fed ${pct(c.fed)}  depth ${c.depthMean ?? '-'}\n`);

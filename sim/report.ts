@@ -47,6 +47,8 @@ export interface VariantReport {
   viewersStarted: number;
   offload: number | null;
   bytesMB: { fromPeers: number; fromOriginPeer: number; fromHttp: number; originPeerUpload: number; httpUpload: number; originTotal: number; turn: number };
+  /** HTTP bytes of completed loads by the viewer's load (WorldResult.httpByLoad), MB. */
+  httpByLoadMB: { init: number; first: number; second: number; third: number; later: number };
   /** Time averages over the samples (watching viewers). */
   fluidBound: number | null;
   offloadBound: number | null;
@@ -141,6 +143,10 @@ export function variantReport(sc: Scenario, w: WorldResult): VariantReport {
       fromPeers: MB(t.fromPeers), fromOriginPeer: MB(t.fromOriginPeer), fromHttp: MB(t.fromHttp),
       originPeerUpload: MB(t.originPeerUpload), httpUpload: MB(t.httpUpload), originTotal: MB(t.originPeerUpload + t.httpUpload),
       turn: MB(t.turnBytes),
+    },
+    httpByLoadMB: {
+      init: MB(w.httpByLoad.init), first: MB(w.httpByLoad.first), second: MB(w.httpByLoad.second),
+      third: MB(w.httpByLoad.third), later: MB(w.httpByLoad.later),
     },
     fluidBound: avg(w.series.map((s) => s.fluidBound)),
     offloadBound: avg(w.series.map((s) => s.offloadBound)),

@@ -109,6 +109,8 @@ class SimPeer {
   wakeGen = 0;
   latencySum = 0;
   latencyN = 0;
+  /** The first media segment it loaded (httpByLoad), or null. */
+  firstSeq: number | null = null;
   /** Dissemination dedupe: seq of the piece-0 arrival last recorded, per seq mod 64. */
   readonly seen0 = new Int32Array(64).fill(-9);
 
@@ -190,6 +192,14 @@ export interface WorldResult {
   events: number;
   /** Frames delivered on data channels, by message type (hello, have, piece, ...). */
   frames: Record<string, number>;
+  /**
+   * Bytes fetched over HTTP by the loads that completed, by the viewer's load: init segment, the
+   * first media segment it played, the second, the third, any later one. Where the HTTP goes: a
+   * viewer's first segment comes over HTTP by design (start-up), its next two are catch-up pulls
+   * (it starts liveSyncSegments behind the edge, its parent pushes from the newest on), later
+   * loads are the tree's misses. Loads cut short by a departure are not counted.
+   */
+  httpByLoad: { init: number; first: number; second: number; third: number; later: number };
   /** Variant chandelier: per-round figures summed (deterministic), null otherwise. */
   optimizer: { rounds: number; moves: number; swaps: number; placed: number; assignments: number; unhonoured: number; unplacedMean: number; relayRequests: number; relaysAtEnd: number } | null;
 }
@@ -245,6 +255,7 @@ export class World {
   private readonly optRounds: RoundFigures[] = [];
   private relayRequests = 0;
   private relaysInForce = 0;
+  private readonly httpByLoad = { init: 0, first: 0, second: 0, third: 0, later: 0 };
   /** Wall ms of each optimizer round (machine-dependent: perf.json only, never the report). */
   readonly optimizerWallMs: number[] = [];
 
@@ -633,8 +644,9 @@ export class World {
     );
   }
 
-  private onLoaded(p: SimPeer, seq: number, _r: LoadResult): void {
+  private onLoaded(p: SimPeer, seq: number, r: LoadResult): void {
     if (!p.alive) return;
+    this.countHttp(p, seq, r.bytesBySource.http * this.K);
     p.loading = false;
     if (seq === INIT_SEQ) { p.initDone = true; this.requestNext(p); return; }
     this.updatePlayhead(p);
@@ -654,6 +666,17 @@ export class World {
     }
     this.requestNext(p);
     this.plan(p);
+  }
+
+  private countHttp(p: SimPeer, seq: number, bytes: number): void {
+    const h = this.httpByLoad;
+    if (seq === INIT_SEQ) { h.init += bytes; return; }
+    p.firstSeq ??= seq;
+    const i = seq - p.firstSeq;
+    if (i === 0) h.first += bytes;
+    else if (i === 1) h.second += bytes;
+    else if (i === 2) h.third += bytes;
+    else h.later += bytes;
   }
 
   private onLoadFailed(p: SimPeer): void {
@@ -1253,6 +1276,7 @@ export class World {
         badPieces: this.departed.badPieces,
         ...this.counters,
       },
+      httpByLoad: { ...this.httpByLoad },
       medians: { uploadKbps: med(this.upSamples), oneWayMs: Math.round(med(this.owSamples) * 10) / 10 },
       events: this.q.processed,
       frames: framesByName(this.net.framesByType),

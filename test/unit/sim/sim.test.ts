@@ -34,6 +34,20 @@ describe('simulator', () => {
     expect(mesh.offload!).toBeGreaterThan(0.1);
     expect(http.offload).toBe(0);
     expect(http.bytesMB.originPeerUpload).toBe(0);
+    // where the HTTP goes, by the viewer's load: HTTP-only viewers fetch every load over HTTP,
+    // and what the completed loads fetched is at most what the viewers fetched in all
+    const loadSum = (v: typeof http) => Object.values(v.httpByLoadMB).reduce((a, x) => a + x, 0);
+    const h = http.httpByLoadMB;
+    expect(h.init).toBeGreaterThan(0);
+    expect(Math.min(h.first, h.second, h.third, h.later)).toBeGreaterThan(0);
+    expect(h.later).toBeGreaterThan(h.first); // 24 s of play: most loads are later ones
+    for (const v of first.report.variants) {
+      expect(loadSum(v)).toBeLessThanOrEqual(v.bytesMB.fromHttp + 0.01);
+      expect(loadSum(v)).toBeGreaterThan(v.bytesMB.fromHttp * 0.7);
+    }
+    // with peers, the first segment is HTTP's main load; the later ones mostly come from peers
+    expect(st.httpByLoadMB.first).toBeGreaterThan(st.httpByLoadMB.later / 10);
+    expect(st.httpByLoadMB.later).toBeLessThan(h.later / 2);
     // the origin's root peer uploads about one copy of the stream (1 Mbit/s), not one per viewer
     expect(st.bytesMB.originPeerUpload).toBeLessThan(24 * 1.2 / 8 + 0.5);
     expect(st.dissemination.segmentsMeasured).toBeGreaterThan(0);
